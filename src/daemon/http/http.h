@@ -1,0 +1,89 @@
+/* HTTP/1.1 server on libuv. Knows nothing of sandboxes: it parses requests, hands each
+ * to one handler callback, and writes responses (whole, chunked-streamed, or SSE).
+ * Only http/ includes the HTTP parser's header (parser.c), so it can be swapped.
+ *
+ * Lifetime: an HttpRequest lives until its response has ended and the handler has
+ * dropped its references (http_request_ref/unref). If the client vanishes first, the
+ * on_abort callback runs once; later writes on the request are silently dropped and
+ * return -ECONNRESET. One request per connection is in flight at a time (pipelined
+ * requests wait); keep-alive is supported. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct HttpServer HttpServer;
+typedef struct HttpRequest HttpRequest;
+
+typedef struct HttpLimits {
+        size_t max_header_bytes;  /* request line + headers; over it: 431 and close */
+        size_t max_body_bytes;    /* buffered bodies; over it: 413 (streamed bodies are the handler's) */
+        unsigned max_connections; /* over it: new connections get 503 and are closed */
+        uint64_t idle_timeout_ms; /* no complete request head within this: closed */
+} HttpLimits;
+
+typedef void (*HttpHandler)(HttpRequest *req, void *userdata);
+
+int http_server_new(uv_loop_t *loop, const HttpLimits *limits, HttpHandler handler, void *userdata,
+                    HttpServer **ret);
+/* host is an IPv4 or IPv6 literal. */
+int http_server_listen(HttpServer *s, const char *host, int port);
+void http_server_free(HttpServer *s);
+
+/* ---- the request ---- */
+
+HttpRequest *http_request_ref(HttpRequest *r);
+void http_request_unref(HttpRequest *r);
+
+const char *http_request_method(const HttpRequest *r); /* "GET", "POST", ... */
+const char *http_request_path(const HttpRequest *r);   /* decoded path, no query */
+/* The value of query parameter `name`, percent-decoded ('+' is a space); NULL if absent.
+ * A value holding a NUL byte after decoding makes it invalid: returns NULL and sets
+ * *ret_invalid (may be NULL) to true. */
+const char *http_request_query(const HttpRequest *r, const char *name, bool *ret_invalid);
+/* Case-insensitive header lookup; NULL if absent. */
+const char *http_request_header(const HttpRequest *r, const char *name);
+/* Content-Length if given, -1 if chunked or absent. */
+int64_t http_request_content_length(const HttpRequest *r);
+bool http_request_has_body(const HttpRequest *r);
+
+/* Buffered body: on_done runs once with the whole body (NUL-terminated for convenience)
+ * or with status 413 if it exceeds the server's max_body_bytes (the server has then
+ * already answered 413). Call at most once, from the handler. */
+typedef void (*HttpBodyDone)(HttpRequest *r, int status, const char *body, size_t len, void *userdata);
+void http_request_read_body(HttpRequest *r, HttpBodyDone on_done, void *userdata);
+
+/* Streamed body: on_chunk for each piece, then on_end (status 0, or -errno if the
+ * client broke off). http_request_pause()/resume() stop and restart reading from the
+ * socket for backpressure. */
+typedef void (*HttpBodyChunk)(HttpRequest *r, const char *data, size_t len, void *userdata);
+typedef void (*HttpBodyEnd)(HttpRequest *r, int status, void *userdata);
+void http_request_stream_body(HttpRequest *r, HttpBodyChunk on_chunk, HttpBodyEnd on_end, void *userdata);
+void http_request_pause(HttpRequest *r);
+void http_request_resume(HttpRequest *r);
+
+/* Called once if the connection closes before the response ended. */
+typedef void (*HttpAbort)(HttpRequest *r, void *userdata);
+void http_request_on_abort(HttpRequest *r, HttpAbort cb, void *userdata);
+bool http_request_is_aborted(const HttpRequest *r);
+
+/* ---- the response ---- */
+
+/* Adds a response header before the response starts. */
+void http_response_header(HttpRequest *r, const char *name, const char *value);
+/* A whole response; content_type may be NULL for an empty body. Ends the response. */
+int http_respond(HttpRequest *r, int status, const char *content_type, const void *body, size_t len);
+
+/* A streamed response with Transfer-Encoding: chunked. */
+int http_response_begin(HttpRequest *r, int status, const char *content_type);
+int http_response_write(HttpRequest *r, const void *data, size_t len);
+int http_response_end(HttpRequest *r);
+/* Bytes queued but not yet written to the socket. */
+size_t http_response_pending(const HttpRequest *r);
+/* Runs once when the pending bytes drop to zero (for backpressure). */
+typedef void (*HttpDrained)(HttpRequest *r, void *userdata);
+void http_response_on_drained(HttpRequest *r, HttpDrained cb, void *userdata);
+
+const char *http_status_reason(int status);

@@ -1,0 +1,68 @@
+/* The isolator ops table: how a sandbox is made. core/ includes this header only,
+ * never an isolator's own header (DESIGN.md section 5).
+ *
+ * All ops are blocking and may run on a libuv worker thread; they must be safe to call
+ * concurrently for different sandboxes. Every op is idempotent enough to be retried by
+ * reconcile after forged died at any point: destroy() in particular must succeed on a
+ * half-created or already-destroyed sandbox. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "basic/error.h"
+
+#define SANDBOX_ID_MAX 32
+
+typedef struct SandboxLimits {
+        int64_t cpus_milli; /* 1000 = one CPU; 0 = no limit */
+        int64_t memory_mb;  /* 0 = no limit */
+        int64_t disk_mb;    /* 0 = no limit */
+        int64_t pids;       /* 0 = no limit */
+        int64_t timeout_ms; /* default per-command wall clock; 0 = none */
+} SandboxLimits;
+
+/* Everything an isolator needs, decided and validated by the daemon. Plain data. */
+typedef struct SandboxPlan {
+        char id[SANDBOX_ID_MAX + 1];
+        const char *dir;          /* $STATE/sandboxes/<id>, exists, owned by root, 0700 */
+        const char *image_name;   /* "host" or an image under $STATE/images */
+        const char *image_rootfs; /* $STATE/images/<name>/rootfs */
+        const char *agent_path;   /* host path of the static forge-agent */
+        uid_t uid_base;           /* root inside maps to uid_base outside */
+        uint32_t uid_count;       /* size of the mapped range */
+        SandboxLimits limits;
+} SandboxPlan;
+
+typedef struct SandboxUsage {
+        uint64_t cpu_usec;
+        uint64_t memory_bytes;
+        uint64_t memory_peak_bytes;
+        uint64_t pids;
+        uint64_t oom_kills; /* monotonically increasing count of OOM kills in the sandbox */
+} SandboxUsage;
+
+typedef struct IsolatorOps {
+        const char *name;
+        /* 0 if usable on this host, else -errno with *err saying why. */
+        int (*available)(ForgeError *err);
+        /* Prepares host-side resources (dirs, cgroups); idempotent. */
+        int (*create)(const SandboxPlan *plan, ForgeError *err);
+        /* Boots the agent; returns once the agent's socket accepts connections. */
+        int (*start)(const SandboxPlan *plan, ForgeError *err);
+        /* A connected, non-blocking, CLOEXEC stream to the agent. */
+        int (*connect)(const SandboxPlan *plan, int *ret_fd);
+        /* 1 if the sandbox's agent process is alive, 0 if not. */
+        int (*is_alive)(const SandboxPlan *plan);
+        int (*stats)(const SandboxPlan *plan, SandboxUsage *ret);
+        /* Kills every process and removes host-side resources except the sandbox dir. */
+        int (*destroy)(const SandboxPlan *plan);
+        /* Removes resources (cgroups, processes) of sandboxes for which known() is false. */
+        int (*reap_unknown)(bool (*known)(const char *id, void *userdata), void *userdata);
+} IsolatorOps;
+
+extern const IsolatorOps isolator_ns;
+
+/* "ns" (and later "qemu"); NULL if unknown. */
+const IsolatorOps *isolator_by_name(const char *name);
