@@ -68,17 +68,29 @@ $(BIN)/forge-agent: $(call muslobj,$(agent_src) $(proto_src) $(basic_src))
 	@mkdir -p $(dir $@)
 	$(MUSLCC) -static -o $@ $^
 
-# Unit tests: tests/unit/<dir>/test_*.c, each its own binary, linked with everything
-# the daemon has (cmocka runs each in its own process).
+# Unit tests mirror src/: tests/unit/<component>/test_*.c, each its own binary, linked
+# with that component and what it depends on (cmocka runs each in its own process).
 unit_src := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 unit_bin := $(patsubst tests/unit/%.c,$(B)/tests/%,$(unit_src))
+agentlib_src := $(filter-out src/agent/main.c,$(agent_src))
+$(B)/libagent.a: $(call obj,$(agentlib_src))
 
-$(B)/tests/%: tests/unit/%.c $(B)/libforged.a $(B)/libforge.a $(B)/libproto.a $(B)/libbasic.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $^ $(DAEMON_LIBS) $(CLI_LIBS) -lcmocka
+TEST_CC = @mkdir -p $(dir $@) && $(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@
+$(B)/tests/basic/%: tests/unit/basic/%.c $(B)/libbasic.a
+	$(TEST_CC) $^ -lcmocka
+$(B)/tests/proto/%: tests/unit/proto/%.c $(B)/libproto.a $(B)/libbasic.a
+	$(TEST_CC) $^ -lcmocka
+$(B)/tests/agent/%: tests/unit/agent/%.c $(B)/libagent.a $(B)/libproto.a $(B)/libbasic.a
+	$(TEST_CC) $^ -lcmocka
+$(B)/tests/daemon/%: tests/unit/daemon/%.c $(B)/libforged.a $(B)/libproto.a $(B)/libbasic.a
+	$(TEST_CC) $^ $(DAEMON_LIBS) -lcmocka
+$(B)/tests/libforge/%: tests/unit/libforge/%.c $(B)/libforge.a $(B)/libbasic.a
+	$(TEST_CC) $^ $(CLI_LIBS) -lcmocka
+$(B)/tests/cli/%: tests/unit/cli/%.c $(filter-out $(B)/obj/cli/main.o,$(call obj,$(cli_src))) $(B)/libforge.a $(B)/libbasic.a
+	$(TEST_CC) $^ $(CLI_LIBS) -lcmocka
 
-unit: $(unit_bin)
-	@set -e; for t in $(unit_bin); do echo "== $$t"; $$t; done
+unit: $(unit_bin) $(BIN)/forge-agent
+	@set -e; for t in $(unit_bin); do echo "== $$t"; FORGE_AGENT_BIN=$(CURDIR)/$(BIN)/forge-agent $$t; done
 
 PYTEST := /usr/bin/python3 -m pytest
 integration: all

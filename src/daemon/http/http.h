@@ -30,6 +30,8 @@ int http_server_new(uv_loop_t *loop, const HttpLimits *limits, HttpHandler handl
                     HttpServer **ret);
 /* host is an IPv4 or IPv6 literal. */
 int http_server_listen(HttpServer *s, const char *host, int port);
+/* The bound port (useful after listening on port 0). */
+int http_server_port(const HttpServer *s);
 void http_server_free(HttpServer *s);
 
 /* ---- the request ---- */
@@ -38,7 +40,7 @@ HttpRequest *http_request_ref(HttpRequest *r);
 void http_request_unref(HttpRequest *r);
 
 const char *http_request_method(const HttpRequest *r); /* "GET", "POST", ... */
-const char *http_request_path(const HttpRequest *r);   /* decoded path, no query */
+const char *http_request_path(const HttpRequest *r);   /* the path as sent, without the query */
 /* The value of query parameter `name`, percent-decoded ('+' is a space); NULL if absent.
  * A value holding a NUL byte after decoding makes it invalid: returns NULL and sets
  * *ret_invalid (may be NULL) to true. */

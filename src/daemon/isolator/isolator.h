@@ -30,6 +30,10 @@ typedef struct SandboxPlan {
         const char *image_name;   /* "host" or an image under $STATE/images */
         const char *image_rootfs; /* $STATE/images/<name>/rootfs */
         const char *agent_path;   /* host path of the static forge-agent */
+        /* Host paths bound read-only at the same place inside (the `host` image's /usr);
+         * NULL-terminated, may be NULL. */
+        const char *const *ro_binds;
+        const char *hostname;     /* the sandbox's UTS hostname (its id) */
         uid_t uid_base;           /* root inside maps to uid_base outside */
         uint32_t uid_count;       /* size of the mapped range */
         SandboxLimits limits;
