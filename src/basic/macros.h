@@ -7,8 +7,13 @@
 #include <unistd.h>
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+/* sys/param.h (pulled in by uv.h) has the same definitions. */
+#ifndef MIN
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+#ifndef MAX
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
 
 static inline void freep(void *p) {
         free(*(void **) p);

@@ -1,0 +1,91 @@
+/* The v1 HTTP API: routes, validation, and the one table that maps error codes to HTTP
+ * statuses. Handlers translate requests into core calls and never reach around them. */
+#pragma once
+
+#include <jansson.h>
+
+#include "basic/error.h"
+#include "daemon/core/manager.h"
+#include "daemon/http/http.h"
+
+#define FORGE_VERSION "0.1.0"
+
+typedef struct Api {
+        Manager *manager;
+        const char *const *isolators; /* names available on this host, NULL-terminated */
+} Api;
+
+/* The HttpHandler for every request. */
+void api_handle(HttpRequest *req, void *userdata);
+
+/* One API call in flight: the request, the sandbox its path names (a reference, or NULL),
+ * and the parsed JSON body for routes that take one. */
+typedef struct ApiCall {
+        Api *api;
+        HttpRequest *req;
+        Sandbox *sb;
+        json_t *body;
+} ApiCall;
+
+typedef void (*ApiHandler)(ApiCall *call);
+
+typedef enum ApiBody {
+        API_BODY_NONE,     /* no body expected (any sent is ignored) */
+        API_BODY_JSON,     /* a JSON object is required */
+        API_BODY_OPTIONAL, /* a JSON object, or nothing at all = {} */
+        API_BODY_STREAM,   /* the handler reads the raw body itself */
+} ApiBody;
+
+typedef struct ApiRoute {
+        const char *method;
+        const char *pattern; /* segments; "*" is the sandbox id */
+        ApiHandler handler;
+        ApiBody body;
+        bool needs_running; /* the sandbox must be running */
+} ApiRoute;
+
+/* The route for method+path. On no match, NULL and *ret_status is 404 or 405 (the path
+ * exists with another method). ret_id receives the "*" segment, if any. */
+const ApiRoute *api_route_match(const char *method, const char *path, char *ret_id, size_t id_size,
+                                int *ret_status);
+
+/* ---- answering ---- */
+
+int api_error_status(const char *code);
+void api_respond_error(ApiCall *call, const ForgeError *err);
+void api_respond_json(ApiCall *call, int status, json_t *body); /* steals body */
+/* Ends the call: drops the sandbox and request references, frees the body. */
+void api_call_free(ApiCall *call);
+/* Answers an error with this code and message. */
+void api_fail(ApiCall *call, const char *code, const char *fmt, ...) _printf_(3, 4);
+
+/* ---- validating JSON bodies (validate.c); each returns 0 or fills err ---- */
+
+int json_only_fields(json_t *obj, const char *const *allowed, const char *where, ForgeError *err);
+/* *ret NULL when absent; -EINVAL when present with another type. */
+int json_get_string(json_t *obj, const char *key, bool required, const char **ret, ForgeError *err);
+int json_get_int(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *ret, ForgeError *err);
+int json_get_bool(json_t *obj, const char *key, bool *ret, ForgeError *err);
+/* An object whose values are all strings (env, metadata); *ret NULL when absent. */
+int json_get_string_map(json_t *obj, const char *key, size_t max_entries, json_t **ret, ForgeError *err);
+/* A JSON string of s with invalid UTF-8 replaced (paths and names are bytes); null for NULL. */
+json_t *api_json_string(const char *s);
+/* A sandbox path: non-empty, ≤ 4096 bytes, no NUL; relative ones are joined to cwd. */
+int api_resolve_path(const char *path, const char *cwd, char **ret, ForgeError *err);
+
+/* ---- route handlers ---- */
+
+void api_health(ApiCall *call);
+void api_sandbox_create(ApiCall *call);
+void api_sandbox_list(ApiCall *call);
+void api_sandbox_get(ApiCall *call);
+void api_sandbox_delete(ApiCall *call);
+void api_shell(ApiCall *call);
+void api_execute(ApiCall *call);
+void api_upload(ApiCall *call);
+void api_download(ApiCall *call);
+void api_files_put(ApiCall *call);
+void api_files_delete(ApiCall *call);
+void api_files_list(ApiCall *call);
+void api_files_stat(ApiCall *call);
+void api_files_mkdir(ApiCall *call);

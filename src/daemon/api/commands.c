@@ -1,0 +1,198 @@
+/* `shell` and `execute`: run one command to completion and answer the result object. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "basic/utf8.h"
+#include "daemon/api/api.h"
+#include "daemon/core/exec.h"
+#include "daemon/core/images.h"
+
+#define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+
+typedef struct CommandCall {
+        ApiCall *call;
+        Exec *exec;
+} CommandCall;
+
+static json_t *output_json(const uint8_t *data, size_t len) {
+        size_t clean_len;
+        char *clean = utf8_sanitize(data ? data : (const uint8_t *) "", len, &clean_len);
+        json_t *j = clean ? json_stringn(clean, clean_len) : NULL;
+
+        free(clean);
+        return j;
+}
+
+static json_t *signal_json(int sig) {
+        char name[32];
+        const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+
+        if (sig <= 0)
+                return json_null();
+        if (abbrev)
+                snprintf(name, sizeof(name), "SIG%s", abbrev);
+        else
+                snprintf(name, sizeof(name), "%d", sig);
+        return json_string(name);
+}
+
+/* Both spellings clients read: SandboX's camelCase and the snake_case of the rest. */
+static json_t *result_json(const ExecResult *res) {
+        return json_pack("{s:b, s:o, s:o, s:i, s:i, s:I, s:I, s:b, s:b, s:b, s:o}", "success", res->exit_code == 0,
+                         "stdout", output_json(res->out, res->out_len), "stderr",
+                         output_json(res->err, res->err_len), "exitCode", res->exit_code, "exit_code",
+                         res->exit_code, "executionTime", (json_int_t) res->duration_ms, "execution_time_ms",
+                         (json_int_t) res->duration_ms, "timedOut", res->timed_out, "truncated", res->truncated,
+                         "oomKilled", res->oom_killed, "signal", signal_json(res->signal));
+}
+
+static void on_exec_done(void *userdata, const ExecResult *res, const ForgeError *err) {
+        CommandCall *cc = userdata;
+        ApiCall *call = cc->call;
+
+        free(cc);
+        if (!res)
+                return api_respond_error(call, err);
+        api_respond_json(call, 200, result_json(res));
+}
+
+static void on_client_gone(HttpRequest *req, void *userdata) {
+        CommandCall *cc = userdata;
+        ApiCall *call = cc->call;
+
+        /* The caller stopped waiting: the command dies with its request. */
+        exec_abandon(cc->exec);
+        free(cc);
+        api_call_free(call);
+}
+
+/* The fields shell and execute share: cwd, env, timeout_ms, stdin. */
+static int parse_common(ApiCall *call, ExecSpec *spec, ForgeError *err) {
+        const char *cwd, *stdin_text;
+        json_t *env;
+        int64_t timeout = call->sb->limits.timeout_ms;
+        int r;
+
+        r = json_get_string(call->body, "cwd", false, &cwd, err);
+        if (r >= 0)
+                r = json_get_string_map(call->body, "env", 1024, &env, err);
+        if (r >= 0)
+                r = json_get_int(call->body, "timeout_ms", 1, MAX_TIMEOUT_MS, &timeout, err);
+        if (r >= 0)
+                r = json_get_string(call->body, "stdin", false, &stdin_text, err);
+        if (r < 0)
+                return r;
+        r = api_resolve_path(cwd ? cwd : call->sb->cwd, call->sb->cwd, &spec->cwd, err);
+        if (r < 0)
+                return r;
+        spec->env = exec_build_env(call->sb, env);
+        if (!spec->env)
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        if (stdin_text) {
+                spec->stdin_len = strlen(stdin_text);
+                spec->stdin_data = (uint8_t *) strdup(stdin_text);
+                if (!spec->stdin_data)
+                        return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        }
+        spec->timeout_ms = timeout;
+        return 0;
+}
+
+static char **argv_new(const char *a, const char *b, const char *c) {
+        char **argv = calloc(4, sizeof(char *));
+        const char *src[] = {a, b, c};
+
+        for (size_t i = 0; argv && i < 3 && src[i]; i++)
+                if (!(argv[i] = strdup(src[i]))) {
+                        strv_free(argv);
+                        return NULL;
+                }
+        return argv;
+}
+
+static void command_run(ApiCall *call, ExecSpec *spec) {
+        CommandCall *cc = calloc(1, sizeof(*cc));
+        ForgeError err = {0};
+
+        if (!cc) {
+                exec_spec_done(spec);
+                return api_fail(call, "internal", "out of memory");
+        }
+        cc->call = call;
+        if (exec_start(call->api->manager, call->sb, spec, on_exec_done, cc, &cc->exec, &err) < 0) {
+                free(cc);
+                return api_respond_error(call, &err);
+        }
+        http_request_on_abort(call->req, on_client_gone, cc);
+}
+
+void api_shell(ApiCall *call) {
+        static const char *const fields[] = {"command", "cwd", "env", "timeout_ms", "stdin", NULL};
+        ExecSpec spec = {0};
+        ForgeError err = {0};
+        const char *command;
+
+        if (json_only_fields(call->body, fields, "", &err) < 0 ||
+            json_get_string(call->body, "command", true, &command, &err) < 0 ||
+            parse_common(call, &spec, &err) < 0) {
+                exec_spec_done(&spec);
+                return api_respond_error(call, &err);
+        }
+        spec.argv = argv_new("/bin/sh", "-c", command);
+        if (!spec.argv) {
+                exec_spec_done(&spec);
+                return api_fail(call, "internal", "out of memory");
+        }
+        command_run(call, &spec);
+}
+
+static int code_path_new(const char *suffix, char **ret) {
+        uint8_t rnd[8];
+        char hex[17];
+
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+                return -errno;
+        for (size_t i = 0; i < sizeof(rnd); i++)
+                snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        return asprintf(ret, "/tmp/.forge-exec-%s%s", hex, suffix) < 0 ? -ENOMEM : 0;
+}
+
+void api_execute(ApiCall *call) {
+        static const char *const fields[] = {"code", "runtime", "language", "cwd", "env", "timeout_ms", "stdin", NULL};
+        const char *code, *runtime, *language, *interp, *suffix;
+        ExecSpec spec = {0};
+        ForgeError err = {0};
+        int r;
+
+        r = json_only_fields(call->body, fields, "", &err);
+        if (r >= 0)
+                r = json_get_string(call->body, "code", true, &code, &err);
+        if (r >= 0)
+                r = json_get_string(call->body, "runtime", false, &runtime, &err);
+        if (r >= 0)
+                r = json_get_string(call->body, "language", false, &language, &err);
+        if (r >= 0 && !runtime && !language)
+                r = forge_error_set(&err, EINVAL, "invalid_request", "'runtime' (or 'language') is required");
+        if (r >= 0)
+                r = images_runtime(call->api->manager, call->sb->image, runtime ? runtime : language, &interp,
+                                   &suffix, &err);
+        if (r >= 0)
+                r = parse_common(call, &spec, &err);
+        if (r >= 0 && code_path_new(suffix, &spec.code_path) < 0)
+                r = forge_error_set(&err, ENOMEM, "internal", "out of memory");
+        if (r >= 0) {
+                spec.code_len = json_string_length(json_object_get(call->body, "code"));
+                spec.code = malloc(spec.code_len + 1);
+                spec.argv = argv_new(interp, spec.code_path, NULL);
+                if (!spec.code || !spec.argv)
+                        r = forge_error_set(&err, ENOMEM, "internal", "out of memory");
+        }
+        if (r < 0) {
+                exec_spec_done(&spec);
+                return api_respond_error(call, &err);
+        }
+        memcpy(spec.code, code, spec.code_len);
+        command_run(call, &spec);
+}

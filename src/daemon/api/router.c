@@ -1,0 +1,158 @@
+/* Routing: the table of v1 routes, path matching, and the common steps of every call
+ * (find the sandbox, check its state, read and parse the body). */
+#include <stdio.h>
+#include <string.h>
+
+#include "basic/log.h"
+#include "daemon/api/api.h"
+
+static const ApiRoute routes[] = {
+        {"GET", "health", api_health, API_BODY_NONE, false},
+        {"GET", "v1/sandboxes", api_sandbox_list, API_BODY_NONE, false},
+        {"POST", "v1/sandboxes", api_sandbox_create, API_BODY_OPTIONAL, false},
+        {"GET", "v1/sandboxes/*", api_sandbox_get, API_BODY_NONE, false},
+        {"DELETE", "v1/sandboxes/*", api_sandbox_delete, API_BODY_NONE, false},
+        {"POST", "v1/sandboxes/*/shell", api_shell, API_BODY_JSON, true},
+        {"POST", "v1/sandboxes/*/execute", api_execute, API_BODY_JSON, true},
+        {"POST", "v1/sandboxes/*/upload", api_upload, API_BODY_JSON, true},
+        {"GET", "v1/sandboxes/*/download", api_download, API_BODY_NONE, true},
+        {"GET", "v1/sandboxes/*/files", api_download, API_BODY_NONE, true},
+        {"PUT", "v1/sandboxes/*/files", api_files_put, API_BODY_STREAM, true},
+        {"DELETE", "v1/sandboxes/*/files", api_files_delete, API_BODY_NONE, true},
+        {"GET", "v1/sandboxes/*/files/list", api_files_list, API_BODY_NONE, true},
+        {"GET", "v1/sandboxes/*/files/stat", api_files_stat, API_BODY_NONE, true},
+        {"POST", "v1/sandboxes/*/files/mkdir", api_files_mkdir, API_BODY_JSON, true},
+};
+
+/* Compares one pattern with a path (both without the leading '/'); "*" matches one
+ * non-empty segment, copied to ret_id. A trailing '/' on the path is ignored. */
+static bool pattern_matches(const char *pattern, const char *path, char *ret_id, size_t id_size) {
+        while (*pattern) {
+                size_t seg = strcspn(path, "/");
+
+                if (*pattern == '*') {
+                        if (seg == 0 || seg >= id_size)
+                                return false;
+                        memcpy(ret_id, path, seg);
+                        ret_id[seg] = 0;
+                        pattern++;
+                } else {
+                        size_t plen = strcspn(pattern, "/");
+                        if (plen != seg || strncmp(pattern, path, seg) != 0)
+                                return false;
+                        pattern += plen;
+                }
+                path += seg;
+                if (*pattern == '/') {
+                        if (*path != '/')
+                                return false;
+                        pattern++;
+                        path++;
+                }
+        }
+        return *path == 0 || (path[0] == '/' && path[1] == 0);
+}
+
+const ApiRoute *api_route_match(const char *method, const char *path, char *ret_id, size_t id_size,
+                                int *ret_status) {
+        char normalized[512];
+        bool path_exists = false;
+
+        /* The SandboX ForgeIsolator client says /v1/sandbox; both spellings are one API. */
+        if (strncmp(path, "/v1/sandbox", 11) == 0 && (path[11] == 0 || path[11] == '/'))
+                snprintf(normalized, sizeof(normalized), "v1/sandboxes%s", path + 11);
+        else
+                snprintf(normalized, sizeof(normalized), "%s", path[0] == '/' ? path + 1 : path);
+        ret_id[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+                if (!pattern_matches(routes[i].pattern, normalized, ret_id, id_size))
+                        continue;
+                if (strcmp(routes[i].method, method) == 0)
+                        return &routes[i];
+                path_exists = true;
+        }
+        *ret_status = path_exists ? 405 : 404;
+        return NULL;
+}
+
+void api_call_free(ApiCall *call) {
+        if (!call)
+                return;
+        sandbox_unref(call->sb);
+        json_decref(call->body);
+        http_request_unref(call->req);
+        free(call);
+}
+
+typedef struct BodyWait {
+        ApiCall *call;
+        const ApiRoute *route;
+} BodyWait;
+
+static void on_body(HttpRequest *req, int status, const char *body, size_t len, void *userdata) {
+        BodyWait *w = userdata;
+        ApiCall *call = w->call;
+        const ApiRoute *route = w->route;
+        json_error_t jerr;
+
+        free(w);
+        if (status != 0) {
+                api_call_free(call); /* the server already answered 413 */
+                return;
+        }
+        if (len == 0 && route->body == API_BODY_OPTIONAL)
+                call->body = json_object();
+        else if (len == 0)
+                return api_fail(call, "invalid_json", "this route needs a JSON object body");
+        else
+                call->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!call->body)
+                return api_fail(call, "invalid_json", "the body is not valid JSON: %s (line %d, column %d)",
+                                jerr.text, jerr.line, jerr.column);
+        if (!json_is_object(call->body))
+                return api_fail(call, "invalid_json", "the body must be a JSON object");
+        route->handler(call);
+}
+
+void api_handle(HttpRequest *req, void *userdata) {
+        Api *api = userdata;
+        char id[SANDBOX_ID_MAX + 2];
+        const ApiRoute *route;
+        ApiCall *call;
+        int status = 404;
+
+        call = calloc(1, sizeof(*call));
+        if (!call) {
+                http_respond(req, 500, "application/json", "{\"error\":\"out of memory\",\"code\":\"internal\"}",
+                             42);
+                return;
+        }
+        call->api = api;
+        call->req = http_request_ref(req);
+        route = api_route_match(http_request_method(req), http_request_path(req), id, sizeof(id), &status);
+        if (!route) {
+                if (status == 405)
+                        return api_fail(call, "method_not_allowed", "%s is not allowed on %s",
+                                        http_request_method(req), http_request_path(req));
+                return api_fail(call, "not_found", "no route for %s %s", http_request_method(req),
+                                http_request_path(req));
+        }
+        if (id[0]) {
+                call->sb = sandbox_ref(manager_find(api->manager, id));
+                if (!call->sb)
+                        return api_fail(call, "sandbox_not_found", "no sandbox with id '%s'", id);
+                if (route->needs_running && !sandbox_is_running(call->sb))
+                        return api_fail(call, "sandbox_not_running", "sandbox %s is %s%s%s", id,
+                                        sandbox_state_to_string(call->sb->state),
+                                        call->sb->reason ? ": " : "", call->sb->reason ? call->sb->reason : "");
+        }
+        if (route->body == API_BODY_JSON || route->body == API_BODY_OPTIONAL) {
+                BodyWait *w = calloc(1, sizeof(*w));
+                if (!w)
+                        return api_fail(call, "internal", "out of memory");
+                *w = (BodyWait){.call = call, .route = route};
+                http_request_read_body(req, on_body, w);
+                return;
+        }
+        route->handler(call);
+}

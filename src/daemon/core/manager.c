@@ -1,0 +1,501 @@
+#include "daemon/core/manager.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "basic/log.h"
+#include "basic/rm-rf.h"
+#include "daemon/agentc.h"
+#include "daemon/core/images.h"
+#include "daemon/core/store.h"
+
+/* Work handed to the thread pool: isolator calls block (clone, mounts, cgroup writes). */
+typedef struct Job {
+        uv_work_t work;
+        Manager *manager;
+        Sandbox *sb;
+        SandboxPlan plan;
+        char *dir; /* destroy: where the sandbox dir was moved to */
+        ForgeError err;
+        int r;
+        SandboxDone done;
+        void *userdata;
+} Job;
+
+static int mkdir_p(const char *path, mode_t mode) {
+        if (mkdir(path, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeError *err) {
+        Manager *m = calloc(1, sizeof(*m));
+        int r;
+
+        if (!m)
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        m->loop = loop;
+        m->default_isolator = cfg->default_isolator;
+        m->max_sandboxes = cfg->max_sandboxes;
+        m->state_dir = strdup(cfg->state_dir);
+        m->agent_path = strdup(cfg->agent_path);
+        if (!m->state_dir || !m->agent_path || asprintf(&m->sandboxes_dir, "%s/sandboxes", cfg->state_dir) < 0 ||
+            asprintf(&m->trash_dir, "%s/trash", cfg->state_dir) < 0) {
+                manager_free(m);
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        }
+        r = mkdir_p(m->state_dir, 0711);
+        if (r >= 0)
+                r = mkdir_p(m->sandboxes_dir, 0711);
+        if (r >= 0)
+                r = mkdir_p(m->trash_dir, 0700);
+        if (r < 0) {
+                forge_error_set(err, r, "internal", "cannot create the state directory %s", m->state_dir);
+                manager_free(m);
+                return r;
+        }
+        r = images_init(m, err);
+        if (r < 0) {
+                manager_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+void manager_free(Manager *m) {
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->n_sandboxes; i++) {
+                agentc_close(m->sandboxes[i]->agent);
+                sandbox_unref(m->sandboxes[i]);
+        }
+        free(m->sandboxes);
+        json_decref(m->host_image);
+        free(m->host_rootfs);
+        free(m->state_dir);
+        free(m->sandboxes_dir);
+        free(m->trash_dir);
+        free(m->agent_path);
+        free(m);
+}
+
+Sandbox *manager_find(Manager *m, const char *id) {
+        for (size_t i = 0; i < m->n_sandboxes; i++)
+                if (strcmp(m->sandboxes[i]->id, id) == 0)
+                        return m->sandboxes[i];
+        return NULL;
+}
+
+static int registry_add(Manager *m, Sandbox *sb) {
+        Sandbox **n = realloc(m->sandboxes, (m->n_sandboxes + 1) * sizeof(*n));
+
+        if (!n)
+                return -ENOMEM;
+        m->sandboxes = n;
+        m->sandboxes[m->n_sandboxes++] = sandbox_ref(sb);
+        return 0;
+}
+
+static void registry_remove(Manager *m, Sandbox *sb) {
+        for (size_t i = 0; i < m->n_sandboxes; i++)
+                if (m->sandboxes[i] == sb) {
+                        memmove(m->sandboxes + i, m->sandboxes + i + 1,
+                                (m->n_sandboxes - i - 1) * sizeof(*m->sandboxes));
+                        m->n_sandboxes--;
+                        sandbox_unref(sb);
+                        return;
+                }
+}
+
+int manager_save(Manager *m, Sandbox *sb) {
+        _cleanup_free_ char *path = NULL;
+        json_t *rec = sandbox_to_record(sb);
+        int r;
+
+        if (!rec || asprintf(&path, "%s/sandbox.json", sb->dir) < 0) {
+                json_decref(rec);
+                return -ENOMEM;
+        }
+        r = store_write_json(path, rec);
+        json_decref(rec);
+        if (r < 0)
+                log_sb_error(sb->id, r, "cannot persist the sandbox record");
+        return r;
+}
+
+/* 10 characters, a letter first: a DNS label that never looks like a number. */
+static int id_generate(Manager *m, char ret[SANDBOX_ID_MAX + 1]) {
+        static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        uint8_t rnd[10];
+
+        for (int attempt = 0; attempt < 16; attempt++) {
+                _cleanup_free_ char *path = NULL;
+
+                if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        return -errno;
+                ret[0] = alnum[rnd[0] % 26];
+                for (size_t i = 1; i < sizeof(rnd); i++)
+                        ret[i] = alnum[rnd[i] % 36];
+                ret[sizeof(rnd)] = 0;
+                if (asprintf(&path, "%s/%s", m->sandboxes_dir, ret) < 0)
+                        return -ENOMEM;
+                if (!manager_find(m, ret) && access(path, F_OK) < 0)
+                        return 0;
+        }
+        return -EEXIST;
+}
+
+static bool uid_slot_is_used(Manager *m, uint32_t slot) {
+        for (size_t i = 0; i < m->n_sandboxes; i++)
+                if (m->sandboxes[i]->uid_slot == slot)
+                        return true;
+        return false;
+}
+
+static int uid_slot_allocate(Manager *m, uint32_t *ret) {
+        for (uint32_t slot = 0; slot < UID_SLOTS_MAX; slot++)
+                if (!uid_slot_is_used(m, slot)) {
+                        *ret = slot;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, ForgeError *err) {
+        const char *image = spec->image;
+        const char *interp, *suffix;
+        int r;
+
+        if (!image && spec->runtime) {
+                r = images_for_runtime(m, spec->runtime, &image, err);
+                if (r < 0)
+                        return r;
+        }
+        if (!image)
+                image = "host";
+        r = images_check(m, image, err);
+        if (r < 0)
+                return r;
+        if (spec->runtime) {
+                r = images_runtime(m, image, spec->runtime, &interp, &suffix, err);
+                if (r < 0)
+                        return r;
+        }
+        sb->image = strdup(image);
+        sb->cwd = strdup(spec->cwd ? spec->cwd : images_workdir(m, image));
+        sb->name = spec->name ? strdup(spec->name) : NULL;
+        if (!sb->image || !sb->cwd || (spec->name && !sb->name))
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        sb->isolator = spec->isolator ? spec->isolator : m->default_isolator;
+        sb->limits = spec->limits;
+        if (spec->env)
+                json_object_update(sb->env, spec->env);
+        if (spec->metadata)
+                json_object_update(sb->metadata, spec->metadata);
+        return 0;
+}
+
+static void job_free(Job *job) {
+        sandbox_unref(job->sb);
+        free(job->dir);
+        free(job);
+}
+
+static void work_create(uv_work_t *w) {
+        Job *job = w->data;
+        const IsolatorOps *iso = job->sb->isolator;
+
+        job->r = iso->create(&job->plan, &job->err);
+        if (job->r >= 0)
+                job->r = iso->start(&job->plan, &job->err);
+        if (job->r < 0)
+                iso->destroy(&job->plan);
+}
+
+static void after_create(uv_work_t *w, int status) {
+        Job *job = w->data;
+        Manager *m = job->manager;
+        Sandbox *sb = job->sb;
+
+        m->n_pending--;
+        if (job->r < 0) {
+                log_sb_error(sb->id, job->r, "create failed: %s", job->err.message);
+                registry_remove(m, sb);
+                sandbox_set_state(sb, SANDBOX_DESTROYED, "create_failed");
+                rm_rf(sb->dir);
+                job->done(sb, &job->err, job->userdata);
+        } else {
+                sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
+                manager_save(m, sb);
+                log_sb_info(sb->id, "running (image %s, isolator %s)", sb->image, sb->isolator->name);
+                job->done(sb, NULL, job->userdata);
+        }
+        job_free(job);
+}
+
+int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *userdata, ForgeError *err) {
+        _cleanup_(sandbox_unrefp) Sandbox *sb = NULL;
+        char id[SANDBOX_ID_MAX + 1];
+        Job *job;
+        int r;
+
+        if (m->n_sandboxes >= m->max_sandboxes)
+                return forge_error_set(err, EAGAIN, "at_capacity", "the sandbox limit (%u) is reached",
+                                       m->max_sandboxes);
+        r = id_generate(m, id);
+        if (r < 0)
+                return forge_error_set(err, r, "internal", "cannot generate a sandbox id");
+        sb = sandbox_new(m, id);
+        if (!sb)
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        r = spec_apply(m, sb, spec, err);
+        if (r < 0)
+                return r;
+        r = uid_slot_allocate(m, &sb->uid_slot);
+        if (r < 0)
+                return forge_error_set(err, r, "at_capacity", "no free uid range is left");
+        if (mkdir(sb->dir, 0700) < 0)
+                return forge_error_set(err, errno, "internal", "cannot create %s", sb->dir);
+        r = manager_save(m, sb);
+        if (r >= 0)
+                r = registry_add(m, sb);
+        job = r >= 0 ? calloc(1, sizeof(*job)) : NULL;
+        if (!job) {
+                registry_remove(m, sb);
+                rm_rf(sb->dir);
+                return forge_error_set(err, r < 0 ? r : -ENOMEM, "internal", "cannot record the sandbox");
+        }
+        *job = (Job){.manager = m, .sb = sandbox_ref(sb), .done = done, .userdata = userdata};
+        sandbox_plan(sb, &job->plan);
+        job->work.data = job;
+        m->n_pending++;
+        log_sb_info(sb->id, "creating");
+        r = uv_queue_work(m->loop, &job->work, work_create, after_create);
+        if (r < 0) {
+                m->n_pending--;
+                registry_remove(m, sb);
+                rm_rf(sb->dir);
+                job_free(job);
+                return forge_error_set(err, r, "internal", "cannot queue the creation");
+        }
+        return 0;
+}
+
+static void work_destroy(uv_work_t *w) {
+        Job *job = w->data;
+        const IsolatorOps *iso = job->sb->isolator;
+
+        job->r = iso->destroy(&job->plan);
+        if (job->r >= 0)
+                job->r = rm_rf(job->dir);
+}
+
+static void after_destroy(uv_work_t *w, int status) {
+        Job *job = w->data;
+
+        if (job->r < 0)
+                log_sb_error(job->sb->id, job->r, "destroy left resources behind (reconcile retries)");
+        else
+                log_sb_info(job->sb->id, "destroyed");
+        if (job->done)
+                job->done(job->sb, NULL, job->userdata);
+        job_free(job);
+}
+
+/* Moves the directory aside first, so that a crash mid-destroy never brings the sandbox
+ * back: reconcile finishes whatever is in trash/. */
+void manager_destroy(Manager *m, Sandbox *sb, SandboxDone done, void *userdata) {
+        Job *job = calloc(1, sizeof(*job));
+        char *trashed = NULL;
+
+        sb->destroying = true;
+        agentc_close(sb->agent);
+        if (asprintf(&trashed, "%s/%s", m->trash_dir, sb->id) < 0 || rename(sb->dir, trashed) < 0) {
+                log_sb_warn(sb->id, errno, "cannot move the sandbox to the trash");
+                free(trashed);
+                trashed = strdup(sb->dir);
+        }
+        sandbox_set_state(sb, SANDBOX_DESTROYED, "destroyed_by_client");
+        if (!job || !trashed) {
+                free(job);
+                free(trashed);
+                registry_remove(m, sb);
+                if (done)
+                        done(sb, NULL, userdata);
+                return;
+        }
+        *job = (Job){.manager = m, .sb = sandbox_ref(sb), .dir = trashed, .done = done, .userdata = userdata};
+        free(sb->dir);
+        sb->dir = strdup(trashed);
+        sandbox_plan(sb, &job->plan);
+        job->plan.dir = job->dir;
+        job->work.data = job;
+        registry_remove(m, sb);
+        if (uv_queue_work(m->loop, &job->work, work_destroy, after_destroy) < 0) {
+                work_destroy(&job->work);
+                after_destroy(&job->work, 0);
+        }
+}
+
+static void on_agent_closed(AgentConn *c, void *userdata) {
+        Sandbox *sb = userdata;
+
+        if (sb->agent == c)
+                sb->agent = agentc_unref(sb->agent);
+}
+
+/* Boots a sandbox whose agent is gone (host reboot, agent crash): its files are on disk. */
+static int sandbox_revive(Manager *m, Sandbox *sb, ForgeError *err) {
+        SandboxPlan plan;
+        int r;
+
+        sandbox_plan(sb, &plan);
+        sb->isolator->destroy(&plan);
+        r = sb->isolator->create(&plan, err);
+        if (r >= 0)
+                r = sb->isolator->start(&plan, err);
+        if (r < 0) {
+                sb->isolator->destroy(&plan);
+                sandbox_set_state(sb, SANDBOX_FAILED, "agent_lost");
+        } else
+                log_sb_info(sb->id, "agent was gone; sandbox restarted with its files");
+        manager_save(m, sb);
+        return r;
+}
+
+int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err) {
+        SandboxPlan plan;
+        int fd = -1, r;
+
+        if (agentc_is_open(sb->agent)) {
+                *ret = sb->agent;
+                return 0;
+        }
+        sandbox_plan(sb, &plan);
+        if (sb->isolator->is_alive(&plan) <= 0) {
+                r = sandbox_revive(m, sb, err);
+                if (r < 0)
+                        return r;
+        }
+        r = sb->isolator->connect(&plan, &fd);
+        if (r < 0)
+                return forge_error_set(err, r, "agent_unavailable", "cannot reach the sandbox's agent");
+        agentc_unref(sb->agent);
+        sb->agent = NULL;
+        r = agentc_new(m->loop, fd, sb->id, &sb->agent);
+        if (r < 0)
+                return forge_error_set(err, r, "agent_unavailable", "cannot reach the sandbox's agent");
+        agentc_on_closed(sb->agent, on_agent_closed, sb);
+        *ret = sb->agent;
+        return 0;
+}
+
+/* ---- reconcile ---- */
+
+static bool is_known(const char *id, void *userdata) {
+        return manager_find(userdata, id) != NULL;
+}
+
+static void reconcile_trash(Manager *m) {
+        _cleanup_close_ int fd = open(m->trash_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(TAKE_FD(fd)) : NULL;
+        struct dirent *de;
+
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *path = NULL;
+                SandboxPlan plan = {.dir = NULL};
+
+                if (de->d_name[0] == '.' || asprintf(&path, "%s/%s", m->trash_dir, de->d_name) < 0)
+                        continue;
+                snprintf(plan.id, sizeof(plan.id), "%s", de->d_name);
+                plan.dir = path;
+                m->default_isolator->destroy(&plan);
+                rm_rf(path);
+                log_sb_info(de->d_name, "finished an interrupted destroy");
+        }
+        if (d)
+                closedir(d);
+}
+
+static void reconcile_one(Manager *m, const char *id) {
+        _cleanup_(sandbox_unrefp) Sandbox *sb = sandbox_new(m, id);
+        _cleanup_free_ char *path = NULL;
+        json_t *rec = NULL;
+        SandboxPlan plan;
+        ForgeError err = {0};
+        int r = -ENOMEM;
+
+        if (sb && asprintf(&path, "%s/sandbox.json", sb->dir) >= 0)
+                r = store_read_json(path, &rec);
+        if (r >= 0) {
+                r = sandbox_from_record(sb, rec);
+                json_decref(rec);
+        }
+        if (r < 0 || uid_slot_is_used(m, sb->uid_slot)) {
+                SandboxPlan bare = {.dir = sb ? sb->dir : NULL};
+                snprintf(bare.id, sizeof(bare.id), "%s", id);
+                log_sb_warn(id, r, "no usable record; removing its leftovers");
+                if (bare.dir) {
+                        m->default_isolator->destroy(&bare);
+                        rm_rf(bare.dir);
+                }
+                return;
+        }
+        sandbox_plan(sb, &plan);
+        if (sb->state == SANDBOX_CREATING) {
+                sb->isolator->destroy(&plan);
+                sandbox_set_state(sb, SANDBOX_FAILED, "interrupted_create");
+                manager_save(m, sb);
+                log_sb_warn(id, 0, "forged stopped while creating it; marked failed");
+        } else if (sb->state == SANDBOX_RUNNING && sb->isolator->is_alive(&plan) <= 0) {
+                r = sandbox_revive(m, sb, &err);
+                if (r < 0)
+                        log_sb_error(id, r, "cannot restart: %s", err.message);
+        } else if (sb->state == SANDBOX_RUNNING)
+                log_sb_info(id, "reattached");
+        registry_add(m, sb);
+}
+
+int manager_reconcile(Manager *m) {
+        _cleanup_close_ int fd = open(m->sandboxes_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(TAKE_FD(fd)) : NULL;
+        struct dirent *de;
+        char **ids = NULL;
+        size_t n = 0;
+
+        if (!d)
+                return -errno;
+        reconcile_trash(m);
+        while ((de = readdir(d))) {
+                char **grown;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                grown = realloc(ids, (n + 1) * sizeof(*ids));
+                if (!grown)
+                        break;
+                ids = grown;
+                ids[n] = strdup(de->d_name);
+                if (ids[n])
+                        n++;
+        }
+        closedir(d);
+        /* Oldest first, so the registry keeps creation order. */
+        for (size_t i = 0; i < n; i++) {
+                reconcile_one(m, ids[i]);
+                free(ids[i]);
+        }
+        free(ids);
+        for (size_t i = 1; i < m->n_sandboxes; i++)
+                for (size_t j = i; j > 0 && m->sandboxes[j - 1]->created_ms > m->sandboxes[j]->created_ms; j--) {
+                        Sandbox *t = m->sandboxes[j];
+                        m->sandboxes[j] = m->sandboxes[j - 1];
+                        m->sandboxes[j - 1] = t;
+                }
+        return m->default_isolator->reap_unknown(is_known, m);
+}

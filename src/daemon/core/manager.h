@@ -1,0 +1,75 @@
+/* The sandbox registry and lifecycle: create, find, destroy, reconcile after a restart.
+ * Runs on the libuv loop thread; blocking isolator work goes to the thread pool. */
+#pragma once
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "basic/error.h"
+#include "daemon/core/sandbox.h"
+
+/* Each sandbox's root maps to its own range of host uids: slot N owns
+ * [UID_RANGE_BASE + N * UID_RANGE_SIZE, + UID_RANGE_SIZE). Far above the ranges that
+ * /etc/subuid hands to users. */
+#define UID_RANGE_BASE 0x40000000u
+#define UID_RANGE_SIZE 65536u
+#define UID_SLOTS_MAX 49152u
+
+typedef struct ManagerConfig {
+        const char *state_dir;
+        const char *agent_path;
+        const IsolatorOps *default_isolator;
+        unsigned max_sandboxes;
+} ManagerConfig;
+
+struct Manager {
+        uv_loop_t *loop;
+        char *state_dir;
+        char *sandboxes_dir; /* $STATE/sandboxes */
+        char *trash_dir;     /* $STATE/trash: sandboxes being destroyed */
+        char *agent_path;
+        char *host_rootfs; /* $STATE/images/host/rootfs */
+        json_t *host_image; /* image.json of `host` */
+        const IsolatorOps *default_isolator;
+        unsigned max_sandboxes;
+        Sandbox **sandboxes; /* live ones, in creation order */
+        size_t n_sandboxes;
+        unsigned n_pending; /* creations in flight, counted against max_sandboxes */
+};
+
+/* What a client asked for, already validated in shape by the API layer. */
+typedef struct CreateSpec {
+        const char *image;   /* NULL = default (or from runtime) */
+        const char *runtime; /* NULL = none */
+        const IsolatorOps *isolator; /* NULL = default */
+        SandboxLimits limits;
+        json_t *env;      /* borrowed; object of strings or NULL */
+        json_t *metadata; /* borrowed; object of strings or NULL */
+        const char *cwd;  /* NULL = image workdir */
+        const char *name; /* may be NULL */
+} CreateSpec;
+
+int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeError *err);
+void manager_free(Manager *m);
+
+/* Loads every record, brings live sandboxes back, restarts dead ones, removes leftovers.
+ * Blocking; runs once at start before the API is served. */
+int manager_reconcile(Manager *m);
+
+/* NULL if there is no such (live) sandbox. No reference is taken. */
+Sandbox *manager_find(Manager *m, const char *id);
+
+/* Completion of an asynchronous create or destroy: err NULL on success. */
+typedef void (*SandboxDone)(Sandbox *sb, const ForgeError *err, void *userdata);
+
+/* On success the sandbox is persisted as `creating` before this returns, and done runs
+ * when it is `running` (or failed; then it has been removed again). */
+int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *userdata, ForgeError *err);
+/* Moves the sandbox out of the registry at once; done runs when its resources are gone. */
+void manager_destroy(Manager *m, Sandbox *sb, SandboxDone done, void *userdata);
+
+/* Persists sb's record atomically. */
+int manager_save(Manager *m, Sandbox *sb);
+
+/* A connected agent for sb, connecting if needed. */
+int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err);

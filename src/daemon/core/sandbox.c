@@ -1,0 +1,163 @@
+#include "daemon/core/sandbox.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/agentc.h"
+#include "daemon/core/images.h"
+#include "daemon/core/manager.h"
+#include "basic/time-util.h"
+
+static const char *const state_names[_SANDBOX_STATE_MAX] = {
+        [SANDBOX_CREATING] = "creating",
+        [SANDBOX_RUNNING] = "running",
+        [SANDBOX_FAILED] = "failed",
+        [SANDBOX_DESTROYED] = "destroyed",
+};
+
+Sandbox *sandbox_new(Manager *m, const char *id) {
+        Sandbox *sb = calloc(1, sizeof(*sb));
+
+        if (!sb)
+                return NULL;
+        sb->n_ref = 1;
+        sb->manager = m;
+        snprintf(sb->id, sizeof(sb->id), "%s", id);
+        sb->env = json_object();
+        sb->metadata = json_object();
+        if (!sb->env || !sb->metadata || asprintf(&sb->dir, "%s/%s", m->sandboxes_dir, id) < 0) {
+                sb->dir = NULL;
+                return sandbox_unref(sb);
+        }
+        sb->created_ms = sb->updated_ms = time_now_ms();
+        return sb;
+}
+
+Sandbox *sandbox_ref(Sandbox *sb) {
+        if (sb)
+                sb->n_ref++;
+        return sb;
+}
+
+Sandbox *sandbox_unref(Sandbox *sb) {
+        if (!sb || --sb->n_ref > 0)
+                return NULL;
+        agentc_unref(sb->agent);
+        free(sb->dir);
+        free(sb->reason);
+        free(sb->name);
+        free(sb->image);
+        free(sb->cwd);
+        json_decref(sb->env);
+        json_decref(sb->metadata);
+        free(sb);
+        return NULL;
+}
+
+const char *sandbox_state_to_string(SandboxState s) {
+        return s < _SANDBOX_STATE_MAX ? state_names[s] : NULL;
+}
+
+int sandbox_state_from_string(const char *s, SandboxState *ret) {
+        for (size_t i = 0; i < _SANDBOX_STATE_MAX; i++)
+                if (strcmp(s, state_names[i]) == 0) {
+                        *ret = (SandboxState) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+bool sandbox_is_running(const Sandbox *sb) {
+        return sb->state == SANDBOX_RUNNING && !sb->destroying;
+}
+
+void sandbox_set_state(Sandbox *sb, SandboxState state, const char *reason) {
+        sb->state = state;
+        free(sb->reason);
+        sb->reason = reason ? strdup(reason) : NULL;
+        sb->updated_ms = time_now_ms();
+}
+
+static json_t *limits_to_json(const SandboxLimits *l) {
+        return json_pack("{s:f, s:I, s:I, s:I}", "cpus", (double) l->cpus_milli / 1000.0, "memory_mb",
+                         (json_int_t) l->memory_mb, "pids", (json_int_t) l->pids, "timeout_ms",
+                         (json_int_t) l->timeout_ms);
+}
+
+json_t *sandbox_to_json(const Sandbox *sb) {
+        char created[40], updated[40];
+
+        time_format_rfc3339(sb->created_ms, created, sizeof(created));
+        time_format_rfc3339(sb->updated_ms, updated, sizeof(updated));
+        return json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s?, s:O, s:O, s:s, s:o, s:s, s:s}", "id", sb->id,
+                         "status", sandbox_state_to_string(sb->state), "reason", sb->reason, "image", sb->image,
+                         "isolator", sb->isolator->name, "name", sb->name, "metadata", sb->metadata, "env",
+                         sb->env, "cwd", sb->cwd, "limits", limits_to_json(&sb->limits), "created_at",
+                         created, "updated_at", updated);
+}
+
+json_t *sandbox_to_record(const Sandbox *sb) {
+        json_t *j = sandbox_to_json(sb);
+
+        if (!j)
+                return NULL;
+        if (json_object_set_new(j, "created_ms", json_integer(sb->created_ms)) < 0 ||
+            json_object_set_new(j, "updated_ms", json_integer(sb->updated_ms)) < 0 ||
+            json_object_set_new(j, "uid_slot", json_integer(sb->uid_slot)) < 0 ||
+            json_object_set_new(j, "cpus_milli", json_integer(sb->limits.cpus_milli)) < 0) {
+                json_decref(j);
+                return NULL;
+        }
+        return j;
+}
+
+int sandbox_from_record(Sandbox *sb, json_t *rec) {
+        const char *id, *status, *reason = NULL, *name = NULL, *image, *isolator, *cwd;
+        json_t *env, *metadata;
+        json_int_t created, updated, slot, cpus, mem, pids, timeout;
+        json_error_t jerr;
+
+        if (json_unpack_ex(rec, &jerr, 0, "{s:s, s:s, s?s, s?s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+                           "id", &id, "status", &status, "reason", &reason, "name", &name, "image", &image,
+                           "isolator", &isolator, "cwd", &cwd, "env", &env, "metadata", &metadata, "created_ms",
+                           &created, "updated_ms", &updated, "uid_slot", &slot, "cpus_milli", &cpus, "limits",
+                           "memory_mb", &mem, "pids", &pids, "timeout_ms", &timeout) < 0)
+                return -EBADMSG;
+        if (strcmp(id, sb->id) != 0 || sandbox_state_from_string(status, &sb->state) < 0 ||
+            !json_is_object(env) || !json_is_object(metadata) || slot < 0 || slot > UINT32_MAX)
+                return -EBADMSG;
+        sb->isolator = isolator_by_name(isolator);
+        if (!sb->isolator)
+                return -EBADMSG;
+        sb->reason = reason ? strdup(reason) : NULL;
+        sb->name = name ? strdup(name) : NULL;
+        sb->image = strdup(image);
+        sb->cwd = strdup(cwd);
+        if (!sb->image || !sb->cwd || (reason && !sb->reason) || (name && !sb->name))
+                return -ENOMEM;
+        json_decref(sb->env);
+        json_decref(sb->metadata);
+        sb->env = json_incref(env);
+        sb->metadata = json_incref(metadata);
+        sb->created_ms = created;
+        sb->updated_ms = updated;
+        sb->uid_slot = (uint32_t) slot;
+        sb->limits = (SandboxLimits){.cpus_milli = cpus, .memory_mb = mem, .pids = pids, .timeout_ms = timeout};
+        return 0;
+}
+
+void sandbox_plan(const Sandbox *sb, SandboxPlan *plan) {
+        Manager *m = sb->manager;
+
+        *plan = (SandboxPlan){
+                .dir = sb->dir,
+                .image_name = sb->image,
+                .agent_path = m->agent_path,
+                .uid_base = UID_RANGE_BASE + sb->uid_slot * UID_RANGE_SIZE,
+                .uid_count = UID_RANGE_SIZE,
+                .hostname = sb->id,
+                .limits = sb->limits,
+        };
+        snprintf(plan->id, sizeof(plan->id), "%s", sb->id);
+        images_plan(m, sb->image, plan);
+}

@@ -1,0 +1,214 @@
+/* forged: parse flags, build the manager, serve the API, run the loop. */
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/log.h"
+#include "daemon/api/api.h"
+
+typedef struct Options {
+        char host[64];
+        int port;
+        const char *state_dir;
+        const char *isolator;
+        const char *agent_path;
+        unsigned max_sandboxes;
+        LogLevel log_level;
+        bool log_json;
+} Options;
+
+static void usage(FILE *f) {
+        fputs("Usage: forged [OPTIONS]\n"
+              "Serve the Forge sandbox API.\n\n"
+              "  --listen HOST:PORT     address to serve on (default 127.0.0.1:3456)\n"
+              "  --state-dir DIR        where sandboxes and images live (default /var/lib/forge)\n"
+              "  --isolator auto|ns     default isolator for new sandboxes (default auto)\n"
+              "  --agent PATH           the static forge-agent (default: beside forged)\n"
+              "  --max-sandboxes N      refuse creates past N sandboxes (default 256)\n"
+              "  --log-level LEVEL      error, warn, info or debug (default info)\n"
+              "  --log-json             write log lines as JSON\n"
+              "  --help, --version\n",
+              f);
+}
+
+/* "HOST:PORT" or "[V6]:PORT". */
+static int parse_listen(const char *s, Options *o) {
+        const char *colon = strrchr(s, ':');
+        const char *host = s;
+        size_t host_len;
+        char *end;
+        long port;
+
+        if (!colon)
+                return -EINVAL;
+        host_len = (size_t) (colon - s);
+        if (host_len >= 2 && s[0] == '[' && colon[-1] == ']') {
+                host++;
+                host_len -= 2;
+        }
+        port = strtol(colon + 1, &end, 10);
+        if (host_len == 0 || host_len >= sizeof(o->host) || *end || port < 0 || port > 65535)
+                return -EINVAL;
+        memcpy(o->host, host, host_len);
+        o->host[host_len] = 0;
+        o->port = (int) port;
+        return 0;
+}
+
+static int parse_options(int argc, char **argv, Options *o) {
+        static const struct option longopts[] = {
+                {"listen", required_argument, NULL, 'l'},   {"state-dir", required_argument, NULL, 's'},
+                {"isolator", required_argument, NULL, 'i'}, {"agent", required_argument, NULL, 'a'},
+                {"max-sandboxes", required_argument, NULL, 'm'}, {"log-level", required_argument, NULL, 'L'},
+                {"log-json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},        {0},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) >= 0)
+                switch (c) {
+                case 'l':
+                        if (parse_listen(optarg, o) < 0) {
+                                fprintf(stderr, "forged: --listen wants HOST:PORT, got '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 's':
+                        o->state_dir = optarg;
+                        break;
+                case 'i':
+                        o->isolator = optarg;
+                        break;
+                case 'a':
+                        o->agent_path = optarg;
+                        break;
+                case 'm':
+                        o->max_sandboxes = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'L':
+                        if (log_level_from_string(optarg, &o->log_level) < 0) {
+                                fprintf(stderr, "forged: unknown log level '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'j':
+                        o->log_json = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(EXIT_SUCCESS);
+                case 'V':
+                        puts("forged " FORGE_VERSION);
+                        exit(EXIT_SUCCESS);
+                default:
+                        usage(stderr);
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "forged: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* forge-agent ships beside forged (build/bin, or the install prefix's bin). */
+static char *agent_path_default(void) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char *path = NULL;
+
+        if (n < 0)
+                return NULL;
+        self[n] = 0;
+        if (asprintf(&path, "%s/forge-agent", dirname(self)) < 0)
+                return NULL;
+        return path;
+}
+
+/* `auto` is the strongest isolator this host supports; without KVM that is ns. */
+static const IsolatorOps *isolator_choose(const char *name, ForgeError *err) {
+        const IsolatorOps *iso = isolator_by_name(strcmp(name, "auto") == 0 ? "ns" : name);
+
+        if (!iso) {
+                forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s'", name);
+                return NULL;
+        }
+        if (iso->available(err) < 0)
+                return NULL;
+        if (strcmp(name, "auto") == 0)
+                log_info("isolator auto: using %s (no /dev/kvm microVM isolator is built yet)", iso->name);
+        return iso;
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum) {
+        log_info("signal %d: stopping; sandboxes keep running and are reattached on the next start", signum);
+        uv_stop(s->loop);
+}
+
+int main(int argc, char **argv) {
+        static const char *const isolators[] = {"ns", NULL};
+        Options o = {
+                .host = "127.0.0.1",
+                .port = 3456,
+                .state_dir = "/var/lib/forge",
+                .isolator = "auto",
+                .max_sandboxes = 256,
+                .log_level = LOG_LEVEL_INFO,
+        };
+        _cleanup_free_ char *agent_default = NULL;
+        HttpLimits limits = {
+                .max_header_bytes = 64 * 1024,
+                .max_body_bytes = 64 * 1024 * 1024,
+                .max_connections = 1024,
+                .idle_timeout_ms = 60 * 1000,
+        };
+        ForgeError err = {0};
+        ManagerConfig cfg;
+        Manager *m = NULL;
+        HttpServer *server = NULL;
+        uv_signal_t sigterm, sigint;
+        Api api;
+        int r;
+
+        if (parse_options(argc, argv, &o) < 0)
+                return 2;
+        log_setup(o.log_level, o.log_json);
+        signal(SIGPIPE, SIG_IGN);
+        if (!o.agent_path)
+                o.agent_path = agent_default = agent_path_default();
+        if (!o.agent_path || access(o.agent_path, X_OK) < 0) {
+                log_error("cannot find forge-agent (looked at %s); pass --agent", o.agent_path ? o.agent_path : "?");
+                return 1;
+        }
+        cfg = (ManagerConfig){.state_dir = o.state_dir, .agent_path = o.agent_path, .max_sandboxes = o.max_sandboxes};
+        cfg.default_isolator = isolator_choose(o.isolator, &err);
+        if (!cfg.default_isolator || manager_new(uv_default_loop(), &cfg, &m, &err) < 0) {
+                log_error("cannot start: %s", err.message);
+                return 1;
+        }
+        r = manager_reconcile(m);
+        if (r < 0)
+                log_warn_errno(r, "reconcile could not remove every leftover");
+        api = (Api){.manager = m, .isolators = isolators};
+        r = http_server_new(uv_default_loop(), &limits, api_handle, &api, &server);
+        if (r >= 0)
+                r = http_server_listen(server, o.host, o.port);
+        if (r < 0) {
+                log_error_errno(r, "cannot listen on %s:%d", o.host, o.port);
+                return 1;
+        }
+        uv_signal_init(uv_default_loop(), &sigterm);
+        uv_signal_init(uv_default_loop(), &sigint);
+        uv_signal_start(&sigterm, on_stop_signal, SIGTERM);
+        uv_signal_start(&sigint, on_stop_signal, SIGINT);
+        log_info("forged %s listening on %s:%d, state in %s, %zu sandboxes", FORGE_VERSION, o.host, o.port,
+                 o.state_dir, m->n_sandboxes);
+        uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+        http_server_free(server);
+        manager_free(m);
+        return 0;
+}

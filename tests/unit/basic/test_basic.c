@@ -1,0 +1,111 @@
+/* Unit tests for the libc-only helpers: utf8, base64, rm-rf, time formatting. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "basic/base64.h"
+#include "basic/rm-rf.h"
+#include "basic/time-util.h"
+#include "basic/utf8.h"
+
+static void check_utf8(const char *in, size_t len, const char *want) {
+        size_t out_len;
+        char *out = utf8_sanitize((const uint8_t *) in, len, &out_len);
+
+        assert_non_null(out);
+        assert_int_equal(out_len, strlen(want));
+        assert_memory_equal(out, want, out_len);
+        free(out);
+}
+
+static void test_utf8_valid_passes(void **state) {
+        check_utf8("hello", 5, "hello");
+        check_utf8("\xC3\xA9t\xC3\xA9", 5, "\xC3\xA9t\xC3\xA9");
+        check_utf8("\xF0\x9F\x98\x80", 4, "\xF0\x9F\x98\x80");
+}
+
+static void test_utf8_invalid_replaced(void **state) {
+        check_utf8("a\xFF" "b", 3, "a\xEF\xBF\xBD" "b");
+        /* overlong '/' and a lone surrogate */
+        check_utf8("\xC0\xAF", 2, "\xEF\xBF\xBD\xEF\xBF\xBD");
+        check_utf8("\xED\xA0\x80", 3, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+        /* truncated sequence at the end */
+        check_utf8("x\xE2\x82", 3, "x\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+static void check_b64(const char *in, const char *want, size_t want_len) {
+        uint8_t *out;
+        size_t len;
+
+        assert_int_equal(base64_decode(in, strlen(in), &out, &len), 0);
+        assert_int_equal(len, want_len);
+        assert_memory_equal(out, want, want_len);
+        free(out);
+}
+
+static void test_base64(void **state) {
+        uint8_t *out;
+        size_t len;
+
+        check_b64("", "", 0);
+        check_b64("Zg==", "f", 1);
+        check_b64("Zm8=", "fo", 2);
+        check_b64("Zm9v", "foo", 3);
+        check_b64("Zm9v\nYmFy", "foobar", 6);
+        check_b64("AP8=", "\x00\xff", 2);
+        assert_int_equal(base64_decode("Zm9v!", 5, &out, &len), -EINVAL);
+        assert_int_equal(base64_decode("Z", 1, &out, &len), -EINVAL);
+        assert_int_equal(base64_decode("Zg==Zg", 6, &out, &len), -EINVAL);
+}
+
+static void test_rm_rf_keeps_symlink_targets(void **state) {
+        char base[] = "/tmp/forge-test-rmrf-XXXXXX";
+        char path[256], outside[256];
+        struct stat st;
+
+        assert_non_null(mkdtemp(base));
+        snprintf(outside, sizeof(outside), "%s/outside", base);
+        assert_int_equal(mkdir(outside, 0700), 0);
+        snprintf(path, sizeof(path), "%s/outside/keep", base);
+        assert_int_equal(close(open(path, O_CREAT | O_WRONLY, 0600)), 0);
+        snprintf(path, sizeof(path), "%s/tree", base);
+        assert_int_equal(mkdir(path, 0700), 0);
+        snprintf(path, sizeof(path), "%s/tree/sub", base);
+        assert_int_equal(mkdir(path, 0000), 0); /* unreadable: root removes it anyway */
+        snprintf(path, sizeof(path), "%s/tree/link", base);
+        assert_int_equal(symlink(outside, path), 0);
+
+        snprintf(path, sizeof(path), "%s/tree", base);
+        assert_int_equal(rm_rf(path), 0);
+        assert_int_equal(lstat(path, &st), -1);
+        snprintf(path, sizeof(path), "%s/outside/keep", base);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(rm_rf(base), 0);
+        assert_int_equal(rm_rf(base), 0); /* already gone is fine */
+}
+
+static void test_time_format(void **state) {
+        char buf[40];
+
+        time_format_rfc3339(1795337400123LL, buf, sizeof(buf));
+        assert_string_equal(buf, "2026-11-22T08:50:00.123Z");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_utf8_valid_passes),
+                cmocka_unit_test(test_utf8_invalid_replaced),
+                cmocka_unit_test(test_base64),
+                cmocka_unit_test(test_rm_rf_keeps_symlink_targets),
+                cmocka_unit_test(test_time_format),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
