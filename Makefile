@@ -19,7 +19,7 @@ MUSLCC ?= musl-gcc
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wshadow -Wformat=2 -Wno-unused-parameter
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 COMMON := -std=gnu11 $(OPT) $(WARN) -D_GNU_SOURCE -Iinclude -Isrc
-CFLAGS_ALL := $(COMMON) $(HARDEN) $(SANFLAGS) $(EXTRA_CFLAGS)
+CFLAGS_ALL = $(COMMON) $(HARDEN) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
 
 DAEMON_LIBS := -luv -ljansson -lhttp_parser -lwslay -lseccomp -lm
@@ -41,6 +41,7 @@ all: $(BIN)/forged $(BIN)/forgectl $(BIN)/forge-agent
 $(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+$(B)/obj/libforge/%.o: EXTRA_CFLAGS += -fvisibility=hidden
 
 # The agent is static and links only basic and proto; musl keeps it small.
 # Sanitizers do not apply to the static agent.

@@ -205,9 +205,18 @@ typedef struct ProtoRequest {
         int64_t parents, recursive;
 } ProtoRequest;
 
+/* On failure *ret holds nothing but req_id and op (when the prefix was readable), so the
+ * agent can still answer. Values out of range for their field are -EINVAL, more than
+ * PROTO_MAX_ARGS argv or env strings -E2BIG, other malformed input -EBADMSG. Unknown ops
+ * decode (the agent answers -EOPNOTSUPP). */
 int proto_request_decode(const void *payload, size_t n, ProtoRequest *ret);
 void proto_request_done(ProtoRequest *r);
 
+/* LIST answers hold at most this many entries (one full frame of minimal entries is
+ * fewer; the cap only bounds the decoder's array). */
+#define PROTO_MAX_ENTRIES 65536
+
+/* Integer fields a message did not carry decode as -1 (ProtoStat.type as 0). */
 typedef struct ProtoStat {
         char *name; /* only in LIST entries */
         int64_t type; /* ProtoFileType */
@@ -239,7 +248,13 @@ typedef struct ProtoExit {
 /* EVENT payload: u16 event, TLVs. Only PROTO_EVENT_EXIT exists in version 1. */
 int proto_event_decode(const void *payload, size_t n, uint16_t *ret_event, ProtoExit *ret_exit);
 
+/* HELLO payload: TLVs only, VERSION (required) and FEATURE strings. */
 int proto_hello_decode(const void *payload, size_t n, uint32_t *ret_version);
+
+/* Features forge-agent announces in its HELLO (version 1). */
+#define PROTO_FEATURE_SPAWN "spawn"
+#define PROTO_FEATURE_FILES "files"
+#define PROTO_FEATURE_USAGE "usage"
 
 /* Encoders for the agent side (host side builds requests with the buf API). */
 int proto_stat_put(ProtoBuf *b, const ProtoStat *st); /* the stat fields as TLVs */

@@ -68,6 +68,8 @@ int json_get_int(json_t *obj, const char *key, int64_t min, int64_t max, int64_t
 int json_get_bool(json_t *obj, const char *key, bool *ret, ForgeError *err);
 /* An object whose values are all strings (env, metadata); *ret NULL when absent. */
 int json_get_string_map(json_t *obj, const char *key, size_t max_entries, json_t **ret, ForgeError *err);
+/* Like json_get_string_map, for environment variables: names without '='. */
+int json_get_env(json_t *obj, const char *key, json_t **ret, ForgeError *err);
 /* A JSON string of s with invalid UTF-8 replaced (paths and names are bytes); null for NULL. */
 json_t *api_json_string(const char *s);
 /* A sandbox path: non-empty, ≤ 4096 bytes, no NUL; relative ones are joined to cwd. */

@@ -77,7 +77,7 @@ static int parse_common(ApiCall *call, ExecSpec *spec, ForgeError *err) {
 
         r = json_get_string(call->body, "cwd", false, &cwd, err);
         if (r >= 0)
-                r = json_get_string_map(call->body, "env", 1024, &env, err);
+                r = json_get_env(call->body, "env", &env, err);
         if (r >= 0)
                 r = json_get_int(call->body, "timeout_ms", 1, MAX_TIMEOUT_MS, &timeout, err);
         if (r >= 0)

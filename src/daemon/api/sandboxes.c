@@ -95,7 +95,7 @@ static int parse_create(Api *api, json_t *body, CreateSpec *spec, ForgeError *er
         if (r >= 0)
                 r = parse_limits(body, &spec->limits, err);
         if (r >= 0)
-                r = json_get_string_map(body, "env", 1024, &spec->env, err);
+                r = json_get_env(body, "env", &spec->env, err);
         if (r >= 0)
                 r = json_get_string_map(body, "metadata", 64, &spec->metadata, err);
         if (r >= 0)

@@ -88,6 +88,20 @@ int json_get_string_map(json_t *obj, const char *key, size_t max_entries, json_t
         return 0;
 }
 
+int json_get_env(json_t *obj, const char *key, json_t **ret, ForgeError *err) {
+        const char *k;
+        json_t *v;
+        int r = json_get_string_map(obj, key, 1024, ret, err);
+
+        if (r < 0 || !*ret)
+                return r;
+        json_object_foreach(*ret, k, v)
+                if (strchr(k, '='))
+                        return forge_error_set(err, EINVAL, "invalid_request",
+                                               "environment variable names must not contain '='");
+        return 0;
+}
+
 int api_resolve_path(const char *path, const char *cwd, char **ret, ForgeError *err) {
         size_t len;
 

@@ -53,8 +53,10 @@ struct FileWriter {
         void *userdata;
 };
 
-static void writer_unref(FileWriter *w) {
-        if (--w->n_ref > 0)
+/* Drops n references at once (one call, so the compiler can see no use after free). */
+static void writer_release(FileWriter *w, unsigned n) {
+        w->n_ref -= n;
+        if (w->n_ref > 0)
                 return;
         agentc_unref(w->conn);
         free(w->path);
@@ -77,15 +79,17 @@ static void writer_on_reply(void *userdata, const ProtoResponse *resp) {
         FileWriter *w = userdata;
         ForgeError err = {0};
 
+        unsigned drop = 1; /* the reply's reference */
+
         agentc_channel_close(w->conn, w->channel);
         if (!w->ended) {
                 w->ended = true;
                 if (resp->status < 0)
                         files_error(&err, resp->status, w->path);
                 w->ops->on_done(w->userdata, resp->status, resp->size, resp->status < 0 ? &err : NULL);
-                writer_unref(w); /* the owner's reference */
+                drop++; /* and the owner's */
         }
-        writer_unref(w);
+        writer_release(w, drop);
 }
 
 int file_writer_start(AgentConn *c, const char *path, bool parents, const FileWriterOps *ops, void *userdata,
@@ -112,8 +116,7 @@ int file_writer_start(AgentConn *c, const char *path, bool parents, const FileWr
                 if (!w->channel)
                         proto_buf_free(&b);
                 agentc_channel_close(c, w->channel);
-                w->n_ref = 1;
-                writer_unref(w);
+                writer_release(w, 2);
                 return r;
         }
         *ret = w;
@@ -142,7 +145,7 @@ void file_writer_abort(FileWriter *w) {
                 return;
         w->ended = true;
         transfer_cancel(w->conn, w->channel);
-        writer_unref(w);
+        writer_release(w, 1);
 }
 
 /* ---- a whole buffer ---- */
@@ -215,28 +218,31 @@ struct FileReader {
         void *userdata;
 };
 
-static void reader_unref(FileReader *r) {
-        if (--r->n_ref > 0)
+static void reader_release(FileReader *r, unsigned n) {
+        r->n_ref -= n;
+        if (r->n_ref > 0)
                 return;
         agentc_unref(r->conn);
         free(r->path);
         free(r);
 }
 
-/* Ends the transfer once: closes the channel (dropping its reference) and tells the owner. */
-static void reader_end(FileReader *r, int status) {
-        bool tell = !r->ended;
+/* Ends the transfer once: closes the channel and tells the owner. Returns how many
+ * references the caller must drop (the channel's and the owner's, as they apply). */
+static unsigned reader_end(FileReader *r, int status) {
+        unsigned drop = 0;
 
-        r->ended = true;
         if (r->channel) {
                 agentc_channel_close(r->conn, r->channel);
                 r->channel = 0;
-                reader_unref(r);
+                drop++;
         }
-        if (tell) {
+        if (!r->ended) {
+                r->ended = true;
                 r->ops->on_end(r->userdata, status);
-                reader_unref(r); /* the owner's reference */
+                drop++;
         }
+        return drop;
 }
 
 static void reader_on_data(void *userdata, ProtoStream stream, const uint8_t *data, size_t len) {
@@ -247,18 +253,16 @@ static void reader_on_data(void *userdata, ProtoStream stream, const uint8_t *da
 }
 
 static void reader_on_eof(void *userdata, ProtoStream stream) {
-        reader_end(userdata, 0);
+        FileReader *r = userdata;
+
+        reader_release(r, reader_end(r, 0));
 }
 
 static void reader_on_lost(void *userdata) {
         FileReader *r = userdata;
 
-        bool ended = r->ended;
-
         r->channel = 0; /* the connection already dropped it */
-        if (!ended)
-                reader_end(r, -ECONNRESET);
-        reader_unref(r);
+        reader_release(r, 1 + reader_end(r, -ECONNRESET));
 }
 
 static const AgentChannelOps reader_channel_ops = {
@@ -270,22 +274,21 @@ static const AgentChannelOps reader_channel_ops = {
 static void reader_on_reply(void *userdata, const ProtoResponse *resp) {
         FileReader *r = userdata;
         ForgeError err = {0};
+        unsigned drop = 1; /* the reply's reference */
 
-        if (!r->ended) {
-                if (resp->status < 0) {
-                        files_error(&err, resp->status, r->path);
-                        r->ops->on_open(r->userdata, resp->status, 0, &err);
-                        r->ended = true;
-                        reader_unref(r); /* the owner's reference: on_open told it the end */
-                        if (r->channel) {
-                                agentc_channel_close(r->conn, r->channel);
-                                r->channel = 0;
-                                reader_unref(r);
-                        }
-                } else
-                        r->ops->on_open(r->userdata, 0, resp->size, NULL);
-        }
-        reader_unref(r);
+        if (!r->ended && resp->status < 0) {
+                files_error(&err, resp->status, r->path);
+                r->ops->on_open(r->userdata, resp->status, 0, &err);
+                r->ended = true; /* on_open told the owner it is over */
+                drop++;
+                if (r->channel) {
+                        agentc_channel_close(r->conn, r->channel);
+                        r->channel = 0;
+                        drop++;
+                }
+        } else if (!r->ended)
+                r->ops->on_open(r->userdata, 0, resp->size, NULL);
+        reader_release(r, drop);
 }
 
 int file_reader_start(AgentConn *c, const char *path, int64_t max_size, const FileReaderOps *ops,
@@ -313,8 +316,7 @@ int file_reader_start(AgentConn *c, const char *path, int64_t max_size, const Fi
                 if (!r->channel)
                         proto_buf_free(&b);
                 agentc_channel_close(c, r->channel);
-                r->n_ref = 1;
-                reader_unref(r);
+                reader_release(r, 3);
                 return q;
         }
         *ret = r;
@@ -327,6 +329,8 @@ void file_reader_consumed(FileReader *r, size_t len) {
 }
 
 void file_reader_abort(FileReader *r) {
+        unsigned drop = 1; /* the owner's reference */
+
         if (!r || r->ended)
                 return;
         r->ended = true;
@@ -334,9 +338,9 @@ void file_reader_abort(FileReader *r) {
                 transfer_cancel(r->conn, r->channel);
                 agentc_channel_close(r->conn, r->channel);
                 r->channel = 0;
-                reader_unref(r);
+                drop++;
         }
-        reader_unref(r);
+        reader_release(r, drop);
 }
 
 static void on_cancel_reply(void *userdata, const ProtoResponse *resp) {

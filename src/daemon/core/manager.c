@@ -410,9 +410,10 @@ static void reconcile_trash(Manager *m) {
                 _cleanup_free_ char *path = NULL;
                 SandboxPlan plan = {.dir = NULL};
 
-                if (de->d_name[0] == '.' || asprintf(&path, "%s/%s", m->trash_dir, de->d_name) < 0)
+                if (de->d_name[0] == '.' || strlen(de->d_name) > SANDBOX_ID_MAX ||
+                    asprintf(&path, "%s/%s", m->trash_dir, de->d_name) < 0)
                         continue;
-                snprintf(plan.id, sizeof(plan.id), "%s", de->d_name);
+                memcpy(plan.id, de->d_name, strlen(de->d_name) + 1);
                 plan.dir = path;
                 m->default_isolator->destroy(&plan);
                 rm_rf(path);

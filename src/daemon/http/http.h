@@ -22,7 +22,9 @@ typedef struct HttpLimits {
         size_t max_body_bytes;    /* buffered bodies; over it: 413 (streamed bodies are the handler's) */
         unsigned max_connections; /* over it: new connections get 503 and are closed */
         uint64_t idle_timeout_ms; /* no complete request head within this: closed */
+        size_t max_url_bytes;     /* request target; over it: 414 and close */
 } HttpLimits;
+/* A limit left 0 takes the default documented in docs/http.md. */
 
 typedef void (*HttpHandler)(HttpRequest *req, void *userdata);
 
@@ -32,6 +34,8 @@ int http_server_new(uv_loop_t *loop, const HttpLimits *limits, HttpHandler handl
 int http_server_listen(HttpServer *s, const char *host, int port);
 /* The bound port (useful after listening on port 0). */
 int http_server_port(const HttpServer *s);
+/* Connections being served (those turned away with 503 are not counted). */
+unsigned http_server_connection_count(const HttpServer *s);
 void http_server_free(HttpServer *s);
 
 /* ---- the request ---- */
@@ -45,21 +49,32 @@ const char *http_request_path(const HttpRequest *r);   /* the path as sent, with
  * A value holding a NUL byte after decoding makes it invalid: returns NULL and sets
  * *ret_invalid (may be NULL) to true. */
 const char *http_request_query(const HttpRequest *r, const char *name, bool *ret_invalid);
+/* All query parameters in the order sent, repeats included (http_request_query() returns
+ * the first). http_request_query_at() returns 0, -ERANGE past the end, or -EINVAL for a
+ * value that decoded to a NUL (*ret_key is set, *ret_value is "": check the return). */
+size_t http_request_query_count(const HttpRequest *r);
+int http_request_query_at(const HttpRequest *r, size_t i, const char **ret_key, const char **ret_value);
 /* Case-insensitive header lookup; NULL if absent. */
 const char *http_request_header(const HttpRequest *r, const char *name);
+/* All headers in the order sent (names as sent); -ERANGE past the end. */
+size_t http_request_header_count(const HttpRequest *r);
+int http_request_header_at(const HttpRequest *r, size_t i, const char **ret_name, const char **ret_value);
 /* Content-Length if given, -1 if chunked or absent. */
 int64_t http_request_content_length(const HttpRequest *r);
 bool http_request_has_body(const HttpRequest *r);
 
 /* Buffered body: on_done runs once with the whole body (NUL-terminated for convenience)
  * or with status 413 if it exceeds the server's max_body_bytes (the server has then
- * already answered 413). Call at most once, from the handler. */
+ * already answered 413). Call at most once, from the handler. Other statuses: -errno
+ * when the client broke off (-ECONNRESET, -ETIMEDOUT) or the body was malformed
+ * (-EBADMSG); -EALREADY/-ECONNRESET, run before returning, when the body was already
+ * claimed or the request is over. on_done never runs from inside this call otherwise. */
 typedef void (*HttpBodyDone)(HttpRequest *r, int status, const char *body, size_t len, void *userdata);
 void http_request_read_body(HttpRequest *r, HttpBodyDone on_done, void *userdata);
 
 /* Streamed body: on_chunk for each piece, then on_end (status 0, or -errno if the
  * client broke off). http_request_pause()/resume() stop and restart reading from the
- * socket for backpressure. */
+ * socket for backpressure; pausing from inside on_chunk takes effect at once. */
 typedef void (*HttpBodyChunk)(HttpRequest *r, const char *data, size_t len, void *userdata);
 typedef void (*HttpBodyEnd)(HttpRequest *r, int status, void *userdata);
 void http_request_stream_body(HttpRequest *r, HttpBodyChunk on_chunk, HttpBodyEnd on_end, void *userdata);
@@ -82,6 +97,10 @@ int http_respond(HttpRequest *r, int status, const char *content_type, const voi
 int http_response_begin(HttpRequest *r, int status, const char *content_type);
 int http_response_write(HttpRequest *r, const void *data, size_t len);
 int http_response_end(HttpRequest *r);
+/* Ends a response without completing it: what was queued is still sent, then the
+ * connection closes without the final chunk, so the client sees a cut-off body rather
+ * than a complete one. on_abort does not run for this. */
+void http_response_abort(HttpRequest *r);
 /* Bytes queued but not yet written to the socket. */
 size_t http_response_pending(const HttpRequest *r);
 /* Runs once when the pending bytes drop to zero (for backpressure). */

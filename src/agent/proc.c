@@ -1,0 +1,272 @@
+/* A running command as the agent sees it: output under credit, stdin, the exit report,
+ * and the ordering rule that EXIT follows EOF on stdout and stderr. */
+#include "agent/agent.h"
+#include "basic/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static uint8_t scratch[PROTO_MAX_DATA];
+
+Proc *proc_find(Agent *a, uint32_t channel) {
+        for (Proc *p = a->procs; p; p = p->next)
+                if (p->channel == channel && p->attached && !p->exit_sent)
+                        return p;
+        return NULL;
+}
+
+bool agent_channel_busy(Agent *a, uint32_t channel) {
+        return proc_find(a, channel) || transfer_find(a, channel);
+}
+
+static void close_fd(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+static void stdin_close(Proc *p) {
+        close_fd(&p->stdin_fd);
+        free(p->stdin_buf);
+        p->stdin_buf = NULL;
+        p->stdin_len = 0;
+}
+
+static void proc_send_exit(Agent *a, Proc *p) {
+        ProtoBuf b = {};
+        int st = p->report.status;
+
+        proto_event_begin(&b, p->channel, PROTO_EVENT_EXIT);
+        if (WIFSIGNALED(st))
+                proto_buf_put_int(&b, PROTO_TAG_SIGNAL, WTERMSIG(st));
+        else
+                proto_buf_put_int(&b, PROTO_TAG_EXIT_CODE, WEXITSTATUS(st));
+        proto_buf_put_int(&b, PROTO_TAG_TIMED_OUT, p->timed_out);
+        proto_buf_put_int(&b, PROTO_TAG_CPU_USEC, p->report.cpu_usec);
+        proto_buf_put_int(&b, PROTO_TAG_MAX_RSS_KB, p->report.max_rss_kb);
+        agent_send(a, &b);
+}
+
+static void proc_maybe_send_exit(Agent *a, Proc *p) {
+        if (!p->exited || p->exit_sent)
+                return;
+        if (!p->out[PROTO_STREAM_STDOUT].eof_sent || !p->out[PROTO_STREAM_STDERR].eof_sent)
+                return;
+        if (p->attached)
+                proc_send_exit(a, p);
+        p->exit_sent = true;
+        stdin_close(p);
+}
+
+/* The host gets EOF; whatever still comes through the pipe (background processes) is
+ * read and dropped so they never block or get SIGPIPE. */
+static void stream_finish(Agent *a, Proc *p, int s, bool closed) {
+        ProcStream *st = &p->out[s];
+
+        if (!st->eof_sent && p->attached)
+                agent_send_empty(a, PROTO_EOF, p->channel, (uint8_t) s);
+        st->eof_sent = true;
+        st->discard = true;
+        if (closed)
+                close_fd(&st->fd);
+        proc_maybe_send_exit(a, p);
+}
+
+static void stream_discard(ProcStream *st) {
+        ssize_t n = read(st->fd, scratch, sizeof(scratch));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                close_fd(&st->fd);
+}
+
+void proc_on_output(Agent *a, Proc *p, int s) {
+        ProcStream *st = &p->out[s];
+
+        if (st->discard) {
+                stream_discard(st);
+                return;
+        }
+        size_t want = st->credit < PROTO_MAX_DATA ? (size_t) st->credit : PROTO_MAX_DATA;
+        if (st->drain_left >= 0 && (uint64_t) st->drain_left < want)
+                want = (size_t) st->drain_left;
+        if (want == 0)
+                return;
+        ssize_t n = read(st->fd, scratch, want);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n <= 0) {
+                stream_finish(a, p, s, true);
+                return;
+        }
+        uint8_t *frame = malloc(PROTO_HEADER_SIZE + (size_t) n);
+        if (frame) {
+                ProtoHeader h = { .length = (uint32_t) n, .type = PROTO_DATA, .stream = (uint8_t) s, .channel = p->channel };
+                proto_header_encode(&h, frame);
+                memcpy(frame + PROTO_HEADER_SIZE, scratch, (size_t) n);
+                agent_send_raw(a, frame, PROTO_HEADER_SIZE + (size_t) n);
+        }
+        st->credit -= (uint64_t) n;
+        if (st->drain_left >= 0 && (st->drain_left -= n) == 0)
+                stream_finish(a, p, s, false);
+}
+
+/* The main process is gone: what it wrote is in the pipe now, so FIONREAD says exactly
+ * how much the host is still owed; later bytes come from background processes. */
+static void proc_main_exited(Agent *a, Proc *p, const ShepherdReport *rep) {
+        p->report = *rep;
+        p->exited = true;
+        p->deadline_ms = 0;
+        for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR; s++) {
+                ProcStream *st = &p->out[s];
+                int avail = 0;
+                if (st->eof_sent)
+                        continue;
+                if (st->fd < 0 || ioctl(st->fd, FIONREAD, &avail) < 0)
+                        avail = 0;
+                st->drain_left = avail;
+                if (avail == 0)
+                        stream_finish(a, p, s, false);
+        }
+        proc_maybe_send_exit(a, p);
+}
+
+void proc_on_report(Agent *a, Proc *p) {
+        ShepherdReport rep;
+
+        ssize_t n = read(p->report_fd, &rep, sizeof(rep));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n == (ssize_t) sizeof(rep) && !p->exited)
+                proc_main_exited(a, p, &rep);
+        else if (n <= 0)
+                close_fd(&p->report_fd);
+}
+
+void proc_on_shepherd_exit(Agent *a, Proc *p, int status) {
+        p->shepherd_reaped = true;
+        if (!p->exited && p->report_fd >= 0)
+                proc_on_report(a, p);
+        if (!p->exited) {
+                /* The shepherd died without a report (killed from inside the sandbox):
+                 * its fate stands in for the command's. */
+                ShepherdReport rep = { .status = status };
+                log_warn("shepherd of channel %u died without a report", p->channel);
+                proc_main_exited(a, p, &rep);
+        }
+        close_fd(&p->report_fd);
+}
+
+void proc_add_credit(Proc *p, int s, uint32_t n) {
+        ProcStream *st = &p->out[s];
+        st->credit = st->credit + n > AGENT_CREDIT_MAX ? AGENT_CREDIT_MAX : st->credit + n;
+}
+
+void proc_stdin_flush(Agent *a, Proc *p) {
+        size_t done = 0;
+
+        while (p->stdin_fd >= 0 && done < p->stdin_len) {
+                ssize_t n = write(p->stdin_fd, p->stdin_buf + done, p->stdin_len - done);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        break;
+                if (n < 0) {
+                        /* The reader is gone (EPIPE): drop what is left, keep the host moving. */
+                        done = p->stdin_len;
+                        close_fd(&p->stdin_fd);
+                        break;
+                }
+                done += (size_t) n;
+        }
+        if (done > 0) {
+                memmove(p->stdin_buf, p->stdin_buf + done, p->stdin_len - done);
+                p->stdin_len -= done;
+                p->stdin_allowed += done;
+                agent_send_credit(a, p->channel, PROTO_STREAM_STDIN, done);
+        }
+        if (p->stdin_eof && p->stdin_len == 0)
+                stdin_close(p);
+}
+
+void proc_stdin_data(Agent *a, Proc *p, const uint8_t *data, size_t n) {
+        if (p->stdin_eof)
+                return;
+        if (n > p->stdin_allowed) {
+                log_warn("host sent %zu stdin bytes beyond its credit on channel %u", n - (size_t) p->stdin_allowed,
+                         p->channel);
+                n = (size_t) p->stdin_allowed;
+        }
+        if (!p->stdin_buf && !(p->stdin_buf = malloc(PROTO_DEFAULT_WINDOW))) {
+                log_error("out of memory for stdin of channel %u", p->channel);
+                return;
+        }
+        /* allowed + buffered never exceeds the window, so this always fits. */
+        memcpy(p->stdin_buf + p->stdin_len, data, n);
+        p->stdin_len += n;
+        p->stdin_allowed -= n;
+        proc_stdin_flush(a, p);
+}
+
+void proc_stdin_eof(Agent *a, Proc *p) {
+        p->stdin_eof = true;
+        proc_stdin_flush(a, p);
+}
+
+void proc_kill_tree(Proc *p) {
+        if (p->pid > 0 && !p->exited)
+                kill(-p->pid, SIGKILL); /* quick first strike; the shepherd finds the rest */
+        if (!p->shepherd_reaped)
+                kill(p->shepherd, SIGTERM);
+}
+
+void proc_detach(Proc *p) {
+        p->attached = false;
+        p->exit_sent = true;
+        p->deadline_ms = 0;
+        for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR; s++) {
+                p->out[s].discard = true;
+                p->out[s].eof_sent = true;
+        }
+        stdin_close(p);
+}
+
+void proc_check_timeout(Proc *p, int64_t now) {
+        if (p->deadline_ms == 0 || p->exited || now < p->deadline_ms)
+                return;
+        p->deadline_ms = 0;
+        p->timed_out = true;
+        proc_kill_tree(p);
+}
+
+int agent_op_signal(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
+        Proc *p = proc_find(a, req->channel);
+
+        if (!p || p->pid <= 0)
+                return -ESRCH;
+        if (req->signal == SIGKILL) {
+                proc_kill_tree(p);
+                return 0;
+        }
+        if (kill(-p->pid, (int) req->signal) < 0)
+                return -errno;
+        return 0;
+}
+
+static bool proc_is_done(const Proc *p) {
+        return p->shepherd_reaped && p->exit_sent && p->out[1].fd < 0 && p->out[2].fd < 0 && p->report_fd < 0;
+}
+
+void agent_gc_procs(Agent *a) {
+        for (Proc **pp = &a->procs; *pp;) {
+                Proc *p = *pp;
+                if (!proc_is_done(p)) {
+                        pp = &p->next;
+                        continue;
+                }
+                *pp = p->next;
+                stdin_close(p);
+                free(p);
+        }
+}

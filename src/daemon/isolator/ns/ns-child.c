@@ -1,0 +1,349 @@
+/* What the child runs between clone and the agent's exec: a list of small named steps
+ * applying an NsChildPlan. Only raw system calls here: the parent may be multi-threaded,
+ * so no malloc, no stdio, no logging and no glibc set*id (which would signal the parent's
+ * threads). A failure is reported as (step, errno) on the CLOEXEC error pipe. The
+ * hardening issue adds its steps (seccomp, masked /proc paths, rlimits) to the list. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/mount.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "basic/macros.h"
+#include "daemon/isolator/ns/ns-internal.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define FD_ERROR 4
+#define FD_AGENT 5
+/* The overlay's layers and mount point, opened by the child itself (so they are mounts of
+ * its own namespace) while it still has host root's fsuid, owner of the 0700 sandbox dir. */
+enum { FD_LOWER = 6, FD_UPPER, FD_WORK, FD_ROOT };
+static const char *const layer_fd_paths[] = {
+        [FD_LOWER - FD_LOWER] = "/proc/self/fd/6",
+        [FD_UPPER - FD_LOWER] = "/proc/self/fd/7",
+        [FD_WORK - FD_LOWER] = "/proc/self/fd/8",
+};
+
+static int sys_result(long r) {
+        return r < 0 ? -errno : 0;
+}
+
+static int sys_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+                     const char *data) {
+        return sys_result(syscall(SYS_mount, src, dst, type, flags, data));
+}
+
+static int sys_close(int fd) {
+        return sys_result(syscall(SYS_close, fd));
+}
+
+static int step_close_parent_fds(NsChildPlan *p) {
+        for (size_t i = 0; i < ELEMENTSOF(p->parent_fds); i++)
+                if (sys_close(p->parent_fds[i]) < 0)
+                        return -errno;
+        return 0;
+}
+
+static int step_wait_release(NsChildPlan *p) {
+        char byte;
+        long n;
+
+        do
+                n = syscall(SYS_read, p->release_fd, &byte, 1);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        /* EOF: the parent gave up on us. */
+        return n == 1 ? sys_close(p->release_fd) : -EPIPE;
+}
+
+/* Blocks every signal until exec and restores default dispositions, so none of forged's
+ * handlers can run here and no SIG_IGN leaks into the agent. */
+static int step_reset_signals(NsChildPlan *p) {
+        struct {
+                void *handler;
+                unsigned long flags;
+                void *restorer;
+                uint64_t mask;
+        } dfl = {.handler = SIG_DFL};
+        uint64_t all = ~(uint64_t) 0;
+        int r;
+
+        r = sys_result(syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all)));
+        for (int sig = 1; r >= 0 && sig < 65; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+        return r;
+}
+
+/* After the parent moved us into the sandbox's cgroups, so they become our root. */
+static int step_unshare_cgroup(NsChildPlan *p) {
+        return sys_result(syscall(SYS_unshare, CLONE_NEWCGROUP));
+}
+
+static int step_open_layers(NsChildPlan *p) {
+        const char *paths[] = {p->lower, p->upper, p->work, p->root};
+
+        for (int i = 0; i < (int) ELEMENTSOF(paths); i++) {
+                int fd = (int) syscall(SYS_openat, AT_FDCWD, paths[i],
+                                       O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                if (syscall(SYS_dup3, fd, FD_LOWER + i, O_CLOEXEC) < 0)
+                        return -errno;
+                sys_close(fd);
+        }
+        return 0;
+}
+
+static int step_become_root(NsChildPlan *p) {
+        int r = sys_result(syscall(SYS_setresgid, 0, 0, 0));
+        if (r < 0)
+                return r;
+        r = sys_result(syscall(SYS_setresuid, 0, 0, 0));
+        if (r < 0)
+                return r;
+        return sys_result(syscall(SYS_umask, 022));
+}
+
+static int step_make_private(NsChildPlan *p) {
+        return sys_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+}
+
+/* The overlay is built with the fd-based mount API so that cwd can enter it through the
+ * mount fd: the sandbox dir is 0700 root and the sandbox's uid cannot walk a path to it.
+ * Layers are named through the /proc/self/fd links step_open_layers() made. */
+static int step_mount_overlay(NsChildPlan *p) {
+        int fs, mnt, r;
+
+        fs = (int) syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                return -errno;
+        r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir", layer_fd_paths[0], 0));
+        if (r >= 0)
+                r = sys_result(
+                        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "upperdir", layer_fd_paths[1], 0));
+        if (r >= 0)
+                r = sys_result(
+                        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "workdir", layer_fd_paths[2], 0));
+        /* Overlay keeps its metadata in user.* xattrs inside a user namespace. */
+        if (r >= 0)
+                r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+        if (r < 0) {
+                sys_close(fs);
+                return r;
+        }
+        mnt = (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
+        r = mnt < 0 ? -errno : 0;
+        sys_close(fs);
+        if (r < 0)
+                return r;
+        r = sys_result(syscall(SYS_move_mount, mnt, "", FD_ROOT, "",
+                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_fchdir, mnt));
+        sys_close(mnt);
+        return r;
+}
+
+/* From here on cwd is the new root and every target is relative to it. */
+static int step_bind_ro(NsChildPlan *p) {
+        for (size_t i = 0; i < p->n_binds; i++) {
+                int r = sys_mount(p->binds[i].source, p->binds[i].target, NULL, MS_BIND, NULL);
+                if (r < 0)
+                        return r;
+                r = sys_mount(NULL, p->binds[i].target, NULL, p->binds[i].remount_flags, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int step_mount_proc(NsChildPlan *p) {
+        return sys_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+static int step_mount_dev(NsChildPlan *p) {
+        return sys_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64");
+}
+
+/* mknod is not allowed in a user namespace: bind the host's nodes over empty files. */
+static int step_dev_nodes(NsChildPlan *p) {
+        static const char *const nodes[][2] = {
+                {"/dev/null", "dev/null"},     {"/dev/zero", "dev/zero"},       {"/dev/full", "dev/full"},
+                {"/dev/random", "dev/random"}, {"/dev/urandom", "dev/urandom"}, {"/dev/tty", "dev/tty"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+                int fd = (int) syscall(SYS_openat, AT_FDCWD, nodes[i][1],
+                                       O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0666);
+                if (fd < 0)
+                        return -errno;
+                sys_close(fd);
+                int r = sys_mount(nodes[i][0], nodes[i][1], NULL, MS_BIND, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int step_dev_links(NsChildPlan *p) {
+        static const char *const links[][2] = {
+                {"/proc/self/fd", "dev/fd"},       {"/proc/self/fd/0", "dev/stdin"},
+                {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"},
+                {"pts/ptmx", "dev/ptmx"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(links); i++)
+                if (syscall(SYS_symlinkat, links[i][0], AT_FDCWD, links[i][1]) < 0)
+                        return -errno;
+        return 0;
+}
+
+static int step_mount_devpts(NsChildPlan *p) {
+        if (syscall(SYS_mkdirat, AT_FDCWD, "dev/pts", 0755) < 0)
+                return -errno;
+        return sys_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                         "newinstance,ptmxmode=0666,mode=0620");
+}
+
+static int step_mount_shm(NsChildPlan *p) {
+        if (syscall(SYS_mkdirat, AT_FDCWD, "dev/shm", 01777) < 0)
+                return -errno;
+        return sys_mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                         "mode=1777,size=64m");
+}
+
+/* Nothing may add nodes to /dev later. */
+static int step_seal_dev(NsChildPlan *p) {
+        return sys_mount(NULL, "dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
+}
+
+static int step_set_hostname(NsChildPlan *p) {
+        size_t n = 0;
+
+        while (p->hostname[n])
+                n++;
+        return sys_result(syscall(SYS_sethostname, p->hostname, n));
+}
+
+/* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only ours. */
+static int step_pivot_root(NsChildPlan *p) {
+        int r = sys_result(syscall(SYS_pivot_root, ".", "."));
+        if (r < 0)
+                return r;
+        r = sys_result(syscall(SYS_umount2, ".", MNT_DETACH));
+        if (r < 0)
+                return r;
+        return sys_result(syscall(SYS_chdir, "/"));
+}
+
+/* With bounding, inheritable and ambient sets empty, exec gives even uid 0 nothing. */
+static int step_drop_caps(NsChildPlan *p) {
+        struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
+
+        for (int cap = 0; cap <= p->cap_last; cap++)
+                if (syscall(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                        return -errno;
+        if (syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                return -errno;
+        return sys_result(syscall(SYS_capset, &hdr, data));
+}
+
+static int step_no_new_privs(NsChildPlan *p) {
+        return sys_result(syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+}
+
+static int step_setsid(NsChildPlan *p) {
+        return sys_result(syscall(SYS_setsid));
+}
+
+/* 0 = /dev/null, 1 and 2 = the log, 3 = the listening socket, 4 and 5 (CLOEXEC) = the
+ * error pipe and the agent binary until exec; everything else closed. The parent placed
+ * our fds at 10 and above, so the dup2s below never clobber each other. */
+static int step_setup_fds(NsChildPlan *p) {
+        int null_fd = (int) syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd < 0)
+                return -errno;
+        if (syscall(SYS_dup3, p->error_fd, FD_ERROR, O_CLOEXEC) < 0)
+                return -errno;
+        p->error_fd = FD_ERROR;
+        if (syscall(SYS_dup3, null_fd, 0, 0) < 0 || syscall(SYS_dup3, p->log_fd, 1, 0) < 0 ||
+            syscall(SYS_dup3, p->log_fd, 2, 0) < 0 || syscall(SYS_dup3, p->listen_fd, 3, 0) < 0 ||
+            syscall(SYS_dup3, p->agent_fd, FD_AGENT, O_CLOEXEC) < 0)
+                return -errno;
+        p->agent_fd = FD_AGENT;
+        return sys_result(syscall(SYS_close_range, FD_AGENT + 1, ~0U, 0));
+}
+
+static int step_exec_agent(NsChildPlan *p) {
+        static const char *const argv[] = {"forge-agent", "--listen-fd", "3", NULL};
+        static const char *const envp[] = {
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+        uint64_t none = 0;
+
+        (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+        syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);
+        return -errno;
+}
+
+typedef struct NsChildStep {
+        const char *name;
+        int (*run)(NsChildPlan *p);
+} NsChildStep;
+
+static const NsChildStep child_steps[] = {
+        {"reset-signals", step_reset_signals},
+        {"close-parent-fds", step_close_parent_fds},
+        {"wait-release", step_wait_release},
+        {"unshare-cgroup", step_unshare_cgroup},
+        {"open-layers", step_open_layers},
+        {"become-root", step_become_root},
+        {"make-private", step_make_private},
+        {"mount-overlay", step_mount_overlay},
+        {"bind-ro", step_bind_ro},
+        {"mount-proc", step_mount_proc},
+        {"mount-dev", step_mount_dev},
+        {"dev-nodes", step_dev_nodes},
+        {"dev-links", step_dev_links},
+        {"mount-devpts", step_mount_devpts},
+        {"mount-shm", step_mount_shm},
+        {"seal-dev", step_seal_dev},
+        {"set-hostname", step_set_hostname},
+        {"pivot-root", step_pivot_root},
+        {"drop-caps", step_drop_caps},
+        {"no-new-privs", step_no_new_privs},
+        /* seccomp goes here: after the last privileged step, before fds and exec. */
+        {"setsid", step_setsid},
+        {"setup-fds", step_setup_fds},
+        {"exec-agent", step_exec_agent},
+};
+
+const char *ns_child_step_name(int step) {
+        if (step < 0 || (size_t) step >= ELEMENTSOF(child_steps))
+                return "unknown";
+        return child_steps[step].name;
+}
+
+_Noreturn void ns_child_run(NsChildPlan *p) {
+        for (size_t i = 0; i < ELEMENTSOF(child_steps); i++) {
+                int r = child_steps[i].run(p);
+                if (r < 0) {
+                        NsChildError e = {.step = (int) i, .errnum = -r};
+                        (void) syscall(SYS_write, p->error_fd, &e, sizeof(e));
+                        break;
+                }
+        }
+        for (;;)
+                syscall(SYS_exit_group, 127);
+}

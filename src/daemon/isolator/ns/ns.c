@@ -1,0 +1,233 @@
+/* The ns isolator: Linux namespaces, an overlay root and cgroups (DESIGN.md section 5).
+ * This file is the ops table and the short orchestrators; the clone child lives in
+ * ns-child.c, its parent side in ns-spawn.c, cgroups in cgroup*.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/log.h"
+#include "basic/macros.h"
+#include "daemon/isolator/isolator.h"
+#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/ns/ns-internal.h"
+
+#define INIT_EXIT_TIMEOUT_MS 5000
+
+/* The image's lower layer belongs to host root, which is unmapped inside, and overlayfs
+ * refuses to copy up files of unmapped owners. Until the lower layer is idmapped (the
+ * hardening issue), the places a sandbox writes to are pre-made in its upper layer, owned
+ * by its root; they merge with the image's directories of the same name. */
+static const struct {
+        const char *path;
+        mode_t mode;
+} upper_dirs[] = {
+        {"etc", 0755},  {"home", 0755}, {"root", 0700},     {"run", 0755},
+        {"tmp", 01777}, {"var", 0755},  {"var/tmp", 01777},
+};
+
+static int mkdir_owned(int dirfd, const char *name, mode_t mode, uid_t uid) {
+        if (mkdirat(dirfd, name, 0700) < 0)
+                return -errno;
+        if (fchownat(dirfd, name, uid, (gid_t) uid, AT_SYMLINK_NOFOLLOW) < 0 ||
+            fchmodat(dirfd, name, mode, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Only ever removes what upper_dir_populate() made: the temp dir is never mounted. */
+static void upper_tmp_remove(int dirfd) {
+        char path[64];
+
+        for (size_t i = ELEMENTSOF(upper_dirs); i > 0; i--) {
+                snprintf(path, sizeof(path), "upper.tmp/%s", upper_dirs[i - 1].path);
+                unlinkat(dirfd, path, AT_REMOVEDIR);
+        }
+        unlinkat(dirfd, "upper.tmp", AT_REMOVEDIR);
+}
+
+/* upper/ appears complete or not at all; once it exists it is the sandbox's, never
+ * touched again from here. */
+static int upper_dir_populate(int dirfd, uid_t uid) {
+        char path[64];
+        int r;
+
+        if (faccessat(dirfd, "upper", F_OK, AT_SYMLINK_NOFOLLOW) >= 0)
+                return 0;
+        upper_tmp_remove(dirfd);
+        r = mkdir_owned(dirfd, "upper.tmp", 0755, uid);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(upper_dirs); i++) {
+                snprintf(path, sizeof(path), "upper.tmp/%s", upper_dirs[i].path);
+                r = mkdir_owned(dirfd, path, upper_dirs[i].mode, uid);
+        }
+        if (r >= 0 && renameat(dirfd, "upper.tmp", dirfd, "upper") < 0)
+                r = -errno;
+        return r;
+}
+
+static int work_dir_make(int dirfd, uid_t uid) {
+        if (faccessat(dirfd, "work", F_OK, AT_SYMLINK_NOFOLLOW) >= 0)
+                return 0;
+        /* Half-made by a crashed create: it was never mounted, so it is empty. */
+        unlinkat(dirfd, "work.tmp", AT_REMOVEDIR);
+        int r = mkdir_owned(dirfd, "work.tmp", 0700, uid);
+        if (r >= 0 && renameat(dirfd, "work.tmp", dirfd, "work") < 0)
+                r = -errno;
+        return r;
+}
+
+static int plan_check(const SandboxPlan *plan, ForgeError *err) {
+        if (!cgroup_id_is_valid(plan->id))
+                return forge_error_set(err, EINVAL, "invalid_sandbox", "invalid sandbox id '%s'", plan->id);
+        if (!plan->dir || plan->dir[0] != '/')
+                return forge_error_set(err, EINVAL, "invalid_sandbox", "sandbox dir must be absolute");
+        if (plan->uid_base == 0 || plan->uid_count == 0)
+                return forge_error_set(err, EINVAL, "invalid_sandbox", "sandbox needs a non-root uid range");
+        return 0;
+}
+
+static int ns_create(const SandboxPlan *plan, ForgeError *err) {
+        _cleanup_close_ int dirfd = -1;
+        int r;
+
+        r = plan_check(plan, err);
+        if (r < 0)
+                return r;
+        dirfd = open(plan->dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dirfd < 0)
+                return forge_error_set(err, errno, "isolator_failed", "cannot open %s: %m", plan->dir);
+        r = upper_dir_populate(dirfd, plan->uid_base);
+        if (r >= 0)
+                r = work_dir_make(dirfd, plan->uid_base);
+        if (r >= 0 && mkdirat(dirfd, "root", 0755) < 0 && errno != EEXIST)
+                r = -errno;
+        if (r < 0)
+                return forge_error_set(err, r, "isolator_failed", "cannot prepare the sandbox dirs: %s",
+                                       strerror(-r));
+        r = cgroup_create(plan->id, &plan->limits);
+        if (r < 0)
+                return forge_error_set(err, r, "isolator_failed", "cannot create the sandbox cgroups: %s",
+                                       strerror(-r));
+        return 0;
+}
+
+static int ns_start(const SandboxPlan *plan, ForgeError *err) {
+        int r = plan_check(plan, err);
+        if (r < 0)
+                return r;
+        if (ns_init_pid(plan->dir) > 0)
+                return 0;
+        return ns_spawn(plan, err);
+}
+
+static int ns_connect(const SandboxPlan *plan, int *ret_fd) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_close_ int dirfd = -1, fd = -1;
+
+        dirfd = open(plan->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+                return -errno;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* Through /proc/self/fd: sun_path is short whatever the state dir's length. */
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/agent.sock", dirfd);
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int ns_is_alive(const SandboxPlan *plan) {
+        return ns_init_pid(plan->dir) > 0;
+}
+
+static int ns_stats(const SandboxPlan *plan, SandboxUsage *ret) {
+        return cgroup_get_usage(plan->id, ret);
+}
+
+/* Killing the init of a pid namespace kills everything in it; waits for it to be gone. */
+static int init_kill(const SandboxPlan *plan) {
+        for (int waited = 0; waited < INIT_EXIT_TIMEOUT_MS; waited += 10) {
+                pid_t pid = ns_init_pid(plan->dir);
+                if (pid <= 0)
+                        return pid;
+                kill(pid, SIGKILL);
+                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+        }
+        return -ETIMEDOUT;
+}
+
+static int ns_destroy(const SandboxPlan *plan) {
+        _cleanup_close_ int dirfd = -1;
+        int r, ret = 0;
+
+        if (!cgroup_id_is_valid(plan->id))
+                return -EINVAL;
+        r = cgroup_kill_all(plan->id);
+        if (r < 0)
+                log_sb_warn(plan->id, r, "cgroup kill failed, killing the sandbox's init");
+        r = init_kill(plan);
+        if (r < 0)
+                ret = r;
+        r = cgroup_remove(plan->id);
+        if (r < 0 && ret >= 0)
+                ret = r;
+        dirfd = open(plan->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd >= 0) {
+                if (unlinkat(dirfd, "agent.sock", 0) < 0 && errno != ENOENT && ret >= 0)
+                        ret = -errno;
+                if (unlinkat(dirfd, "ns.pid", 0) < 0 && errno != ENOENT && ret >= 0)
+                        ret = -errno;
+        }
+        return ret;
+}
+
+typedef struct ReapContext {
+        bool (*known)(const char *id, void *userdata);
+        void *userdata;
+        int ret;
+} ReapContext;
+
+static int reap_one(const char *id, void *userdata) {
+        ReapContext *c = userdata;
+        int r;
+
+        if (c->known(id, c->userdata))
+                return 0;
+        log_sb_info(id, "removing the cgroups and processes of an unknown sandbox");
+        r = cgroup_kill_all(id);
+        if (r >= 0)
+                r = cgroup_remove(id);
+        if (r < 0 && c->ret >= 0)
+                c->ret = r;
+        return 0;
+}
+
+static int ns_reap_unknown(bool (*known)(const char *id, void *userdata), void *userdata) {
+        ReapContext c = {.known = known, .userdata = userdata};
+        int r = cgroup_foreach_sandbox(reap_one, &c);
+        return r < 0 ? r : c.ret;
+}
+
+static int ns_available(ForgeError *err) {
+        return ns_probe(err);
+}
+
+const IsolatorOps isolator_ns = {
+        .name = "ns",
+        .available = ns_available,
+        .create = ns_create,
+        .start = ns_start,
+        .connect = ns_connect,
+        .is_alive = ns_is_alive,
+        .stats = ns_stats,
+        .destroy = ns_destroy,
+        .reap_unknown = ns_reap_unknown,
+};

@@ -1,0 +1,528 @@
+/* forge-agent end to end: start the built binary on a socket, speak the protocol. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proto/proto.h"
+
+typedef struct Client {
+        int fd;
+        pid_t agent;
+        char dir[64];
+        uint32_t next_req;
+} Client;
+
+typedef struct Frame {
+        ProtoHeader h;
+        uint8_t *payload;
+} Frame;
+
+static void read_exact(int fd, void *buf, size_t n) {
+        size_t done = 0;
+        while (done < n) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                assert_true(poll(&p, 1, 20000) == 1); /* a hang is a failure */
+                ssize_t k = read(fd, (char *) buf + done, n - done);
+                assert_true(k > 0);
+                done += (size_t) k;
+        }
+}
+
+static void write_exact(int fd, const void *buf, size_t n) {
+        size_t done = 0;
+        while (done < n) {
+                ssize_t k = write(fd, (const char *) buf + done, n - done);
+                assert_true(k > 0);
+                done += (size_t) k;
+        }
+}
+
+static void frame_recv(Client *c, Frame *f) {
+        uint8_t raw[PROTO_HEADER_SIZE];
+        read_exact(c->fd, raw, sizeof(raw));
+        assert_int_equal(proto_header_decode(raw, &f->h), 0);
+        f->payload = malloc(f->h.length + 1);
+        assert_non_null(f->payload);
+        read_exact(c->fd, f->payload, f->h.length);
+}
+
+static void send_buf(Client *c, ProtoBuf *b) {
+        assert_int_equal(proto_frame_finish(b), 0);
+        write_exact(c->fd, b->data, b->len);
+        proto_buf_free(b);
+}
+
+static void send_simple(Client *c, ProtoFrameType type, uint32_t channel, uint8_t stream, const void *data, size_t n) {
+        ProtoBuf b = {};
+        proto_frame_begin(&b, type, stream, channel);
+        proto_buf_put_bytes(&b, data, n);
+        send_buf(c, &b);
+}
+
+static void send_credit(Client *c, uint32_t channel, uint8_t stream, uint32_t n) {
+        uint8_t v[4] = { (uint8_t) (n >> 24), (uint8_t) (n >> 16), (uint8_t) (n >> 8), (uint8_t) n };
+        send_simple(c, PROTO_CREDIT, channel, stream, v, 4);
+}
+
+static uint32_t credit_value(const Frame *f) {
+        const uint8_t *p = f->payload;
+        return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
+}
+
+/* Reads frames until the RESPONSE; other frames are handed to keep (or dropped). */
+static void wait_response(Client *c, uint32_t req_id, ProtoResponse *r) {
+        for (;;) {
+                Frame f;
+                frame_recv(c, &f);
+                if (f.h.type == PROTO_RESPONSE) {
+                        assert_int_equal(proto_response_decode(f.payload, f.h.length, r), 0);
+                        free(f.payload);
+                        assert_int_equal(r->req_id, req_id);
+                        return;
+                }
+                free(f.payload);
+        }
+}
+
+/* A one-path request (STAT, LIST, MKDIR, REMOVE, ...); returns the status. */
+static int path_op(Client *c, ProtoOp op, const char *path, int flag_tag, ProtoResponse *ret) {
+        ProtoBuf b = {};
+        ProtoResponse r;
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, op);
+        proto_buf_put_str(&b, PROTO_TAG_PATH, path);
+        if (flag_tag)
+                proto_buf_put_int(&b, (uint16_t) flag_tag, 1);
+        send_buf(c, &b);
+        wait_response(c, id, ret ? ret : &r);
+        int status = (ret ? ret : &r)->status;
+        if (!ret)
+                proto_response_done(&r);
+        return status;
+}
+
+static int setup(void **state) {
+        const char *bin = getenv("FORGE_AGENT_BIN");
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        Client *c = calloc(1, sizeof(Client));
+        Frame f;
+        uint32_t version;
+
+        assert_non_null(bin);
+        assert_non_null(c);
+        strcpy(c->dir, "/tmp/forge-agent-test-XXXXXX");
+        assert_non_null(mkdtemp(c->dir));
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", c->dir);
+        c->agent = fork();
+        assert_true(c->agent >= 0);
+        if (c->agent == 0) {
+                execl(bin, bin, "--listen", sa.sun_path, (char *) NULL);
+                _exit(127);
+        }
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        for (int i = 0; i < 200 && connect(c->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0; i++)
+                usleep(10000);
+        frame_recv(c, &f);
+        assert_int_equal(f.h.type, PROTO_HELLO);
+        assert_int_equal(proto_hello_decode(f.payload, f.h.length, &version), 0);
+        assert_int_equal(version, PROTO_VERSION);
+        free(f.payload);
+        *state = c;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Client *c = *state;
+        char cmd[128];
+        int status;
+
+        kill(c->agent, SIGTERM);
+        waitpid(c->agent, &status, 0);
+        close(c->fd);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", c->dir);
+        if (system(cmd) != 0)
+                return -1;
+        free(c);
+        return 0;
+}
+
+/* ---- processes ---- */
+
+typedef struct Run {
+        char out[65536], err[65536];
+        size_t n_out, n_err;
+        int order; /* frames seen */
+        int eof_out_at, eof_err_at, exit_at;
+        ProtoExit exit;
+        ProtoResponse resp;
+} Run;
+
+static uint32_t spawn(Client *c, uint32_t channel, const char *script, int with_stdin, int64_t timeout_ms) {
+        ProtoBuf b = {};
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_SPAWN);
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "sh");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "-c");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, script);
+        proto_buf_put_str(&b, PROTO_TAG_ENV, "PATH=/usr/bin:/bin");
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, channel);
+        if (with_stdin)
+                proto_buf_put_int(&b, PROTO_TAG_STDIN, 1);
+        if (timeout_ms)
+                proto_buf_put_int(&b, PROTO_TAG_TIMEOUT_MS, timeout_ms);
+        send_buf(c, &b);
+        return id;
+}
+
+/* Collects one command's frames on channel until EXIT, recording their order. */
+static void run_collect(Client *c, uint32_t channel, Run *run) {
+        uint16_t ev;
+
+        for (;;) {
+                Frame f;
+                frame_recv(c, &f);
+                run->order++;
+                if (f.h.type == PROTO_DATA && f.h.channel == channel) {
+                        char *dst = f.h.stream == PROTO_STREAM_STDOUT ? run->out : run->err;
+                        size_t *n = f.h.stream == PROTO_STREAM_STDOUT ? &run->n_out : &run->n_err;
+                        assert_true(*n + f.h.length < sizeof(run->out));
+                        memcpy(dst + *n, f.payload, f.h.length);
+                        *n += f.h.length;
+                } else if (f.h.type == PROTO_EOF && f.h.channel == channel) {
+                        if (f.h.stream == PROTO_STREAM_STDOUT)
+                                run->eof_out_at = run->order;
+                        else
+                                run->eof_err_at = run->order;
+                } else if (f.h.type == PROTO_EVENT && f.h.channel == channel) {
+                        assert_int_equal(proto_event_decode(f.payload, f.h.length, &ev, &run->exit), 0);
+                        run->exit_at = run->order;
+                        free(f.payload);
+                        return;
+                }
+                free(f.payload);
+        }
+}
+
+static void test_spawn_output_order(void **state) {
+        Client *c = *state;
+        Run *run = calloc(1, sizeof(Run));
+
+        uint32_t id = spawn(c, 5, "echo out; echo err >&2; exit 3", 0, 0);
+        wait_response(c, id, &run->resp);
+        assert_int_equal(run->resp.status, 0);
+        assert_true(run->resp.pid > 0);
+        run_collect(c, 5, run);
+        assert_int_equal(run->n_out, 4);
+        assert_memory_equal(run->out, "out\n", 4);
+        assert_memory_equal(run->err, "err\n", 4);
+        assert_true(run->eof_out_at > 0 && run->eof_out_at < run->exit_at);
+        assert_true(run->eof_err_at > 0 && run->eof_err_at < run->exit_at);
+        assert_int_equal(run->exit.exit_code, 3);
+        assert_int_equal(run->exit.signal, 0);
+        assert_int_equal(run->exit.timed_out, 0);
+        proto_response_done(&run->resp);
+        free(run);
+}
+
+static void test_stdin_cat(void **state) {
+        Client *c = *state;
+        Run *run = calloc(1, sizeof(Run));
+        Frame f;
+
+        uint32_t id = spawn(c, 6, "cat", 1, 0);
+        wait_response(c, id, &run->resp);
+        assert_int_equal(run->resp.status, 0);
+        frame_recv(c, &f); /* the stdin window */
+        assert_int_equal(f.h.type, PROTO_CREDIT);
+        assert_int_equal(f.h.stream, PROTO_STREAM_STDIN);
+        assert_int_equal(credit_value(&f), PROTO_DEFAULT_WINDOW);
+        free(f.payload);
+        send_simple(c, PROTO_DATA, 6, PROTO_STREAM_STDIN, "hello agent\n", 12);
+        send_simple(c, PROTO_EOF, 6, PROTO_STREAM_STDIN, NULL, 0);
+        run_collect(c, 6, run);
+        assert_int_equal(run->n_out, 12);
+        assert_memory_equal(run->out, "hello agent\n", 12);
+        assert_int_equal(run->exit.exit_code, 0);
+        proto_response_done(&run->resp);
+        free(run);
+}
+
+static void test_timeout_kills_tree(void **state) {
+        Client *c = *state;
+        Run *run = calloc(1, sizeof(Run));
+
+        /* The inner shell double-forks a setsid'd sleep and prints its pid. */
+        uint32_t id = spawn(c, 7, "sh -c 'setsid sleep 300 >/dev/null 2>&1 & echo $!'; sleep 300", 0, 500);
+        wait_response(c, id, &run->resp);
+        assert_int_equal(run->resp.status, 0);
+        run_collect(c, 7, run);
+        assert_int_equal(run->exit.timed_out, 1);
+        assert_int_equal(run->exit.signal, SIGKILL);
+        run->out[run->n_out] = 0;
+        pid_t bg = (pid_t) atoi(run->out);
+        assert_true(bg > 0);
+        int alive = 1;
+        for (int i = 0; i < 200 && alive; i++) {
+                alive = kill(bg, 0) == 0;
+                if (alive)
+                        usleep(10000);
+        }
+        assert_false(alive);
+        proto_response_done(&run->resp);
+        free(run);
+}
+
+static void test_exec_missing(void **state) {
+        Client *c = *state;
+        ProtoBuf b = {};
+        ProtoResponse r;
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_SPAWN);
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "/nonexistent/forge-no-such-binary");
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 8);
+        send_buf(c, &b);
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, -ENOENT);
+        assert_non_null(r.message);
+        proto_response_done(&r);
+        /* the channel is free again and the agent still answers */
+        assert_int_equal(path_op(c, PROTO_OP_PING, "/", 0, NULL), 0);
+}
+
+/* 10 MB through a slowly opened window: the agent must never send beyond it. */
+static void test_flow_control(void **state) {
+        Client *c = *state;
+        ProtoResponse r;
+        uint64_t granted = PROTO_DEFAULT_WINDOW, received = 0;
+        int exit_seen = 0, eof_seen = 0, frames = 0;
+        uint16_t ev;
+        ProtoExit ex;
+
+        uint32_t id = spawn(c, 9, "head -c 10000000 /dev/zero", 0, 0);
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        proto_response_done(&r);
+        while (!exit_seen) {
+                Frame f;
+                frame_recv(c, &f);
+                if (f.h.type == PROTO_DATA) {
+                        assert_int_equal(f.h.stream, PROTO_STREAM_STDOUT);
+                        assert_true(f.h.length <= PROTO_MAX_DATA);
+                        received += f.h.length;
+                        assert_true(received <= granted);
+                        if (granted - received < 64 * 1024) {
+                                if (++frames % 8 == 0)
+                                        usleep(2000); /* a slow reader */
+                                send_credit(c, 9, PROTO_STREAM_STDOUT, 128 * 1024);
+                                granted += 128 * 1024;
+                        }
+                } else if (f.h.type == PROTO_EOF && f.h.stream == PROTO_STREAM_STDOUT) {
+                        eof_seen = 1;
+                } else if (f.h.type == PROTO_EVENT) {
+                        assert_int_equal(proto_event_decode(f.payload, f.h.length, &ev, &ex), 0);
+                        exit_seen = 1;
+                }
+                free(f.payload);
+        }
+        assert_true(eof_seen);
+        assert_int_equal(received, 10000000);
+        assert_int_equal(ex.exit_code, 0);
+}
+
+/* ---- files ---- */
+
+static void file_write(Client *c, uint32_t channel, const char *path, const uint8_t *data, size_t n) {
+        ProtoBuf b = {};
+        ProtoResponse r;
+        uint64_t credit = 0;
+        size_t sent = 0;
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_FILE_WRITE);
+        proto_buf_put_str(&b, PROTO_TAG_PATH, path);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, channel);
+        proto_buf_put_int(&b, PROTO_TAG_PARENTS, 1);
+        send_buf(c, &b);
+        while (sent < n) {
+                while (credit == 0) {
+                        Frame f;
+                        frame_recv(c, &f);
+                        assert_int_equal(f.h.type, PROTO_CREDIT);
+                        credit += credit_value(&f);
+                        free(f.payload);
+                }
+                size_t k = n - sent;
+                k = k > PROTO_MAX_DATA ? PROTO_MAX_DATA : k;
+                k = k > credit ? (size_t) credit : k;
+                send_simple(c, PROTO_DATA, channel, PROTO_STREAM_STDIN, data + sent, k);
+                sent += k;
+                credit -= k;
+        }
+        send_simple(c, PROTO_EOF, channel, PROTO_STREAM_STDIN, NULL, 0);
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(r.size, (int64_t) n);
+        proto_response_done(&r);
+}
+
+static int file_read(Client *c, uint32_t channel, const char *path, uint8_t **ret, size_t *ret_n) {
+        ProtoBuf b = {};
+        ProtoResponse r;
+        uint32_t id = ++c->next_req;
+        size_t got = 0;
+
+        proto_request_begin(&b, id, PROTO_OP_FILE_READ);
+        proto_buf_put_str(&b, PROTO_TAG_PATH, path);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, channel);
+        send_buf(c, &b);
+        wait_response(c, id, &r);
+        int status = r.status;
+        if (status < 0) {
+                proto_response_done(&r);
+                return status;
+        }
+        uint8_t *data = malloc((size_t) r.size + 1);
+        proto_response_done(&r);
+        for (;;) {
+                Frame f;
+                frame_recv(c, &f);
+                assert_int_equal(f.h.channel, channel);
+                if (f.h.type == PROTO_EOF) {
+                        free(f.payload);
+                        break;
+                }
+                assert_int_equal(f.h.type, PROTO_DATA);
+                memcpy(data + got, f.payload, f.h.length);
+                got += f.h.length;
+                send_credit(c, channel, PROTO_STREAM_STDIN, f.h.length);
+                free(f.payload);
+        }
+        *ret = data;
+        *ret_n = got;
+        return 0;
+}
+
+static void test_file_round_trip(void **state) {
+        Client *c = *state;
+        size_t n = 3 * 1024 * 1024 + 17, got;
+        uint8_t *data = malloc(n), *back;
+        char path[128];
+
+        for (size_t i = 0; i < n; i++)
+                data[i] = (uint8_t) (i * 7 + (i >> 11));
+        snprintf(path, sizeof(path), "%s/new/dir/file.bin", c->dir);
+        file_write(c, 11, path, data, n);
+        assert_int_equal(file_read(c, 12, path, &back, &got), 0);
+        assert_int_equal(got, n);
+        assert_memory_equal(back, data, n);
+        free(back);
+        free(data);
+}
+
+static void test_file_ops(void **state) {
+        Client *c = *state;
+        char p[256], p2[512], outside[128];
+        ProtoResponse r;
+        ProtoBuf b = {};
+
+        snprintf(p, sizeof(p), "%s/a/b/c", c->dir);
+        assert_int_equal(path_op(c, PROTO_OP_MKDIR, p, 0, NULL), -ENOENT);
+        assert_int_equal(path_op(c, PROTO_OP_MKDIR, p, PROTO_TAG_PARENTS, NULL), 0);
+        assert_int_equal(path_op(c, PROTO_OP_MKDIR, p, 0, NULL), -EEXIST);
+        snprintf(p, sizeof(p), "%s/a/file", c->dir);
+        file_write(c, 13, p, (const uint8_t *) "abc", 3);
+
+        /* a symlink inside the tree that points outside it */
+        snprintf(outside, sizeof(outside), "%s/outside", c->dir);
+        assert_int_equal(mkdir(outside, 0755), 0);
+        snprintf(p2, sizeof(p2), "%s/keep", outside);
+        close(open(p2, O_CREAT | O_WRONLY, 0644));
+        snprintf(p, sizeof(p), "%s/a/b/link", c->dir);
+        assert_int_equal(symlink(outside, p), 0);
+
+        assert_int_equal(path_op(c, PROTO_OP_STAT, p, 0, &r), 0);
+        assert_int_equal(r.stat.type, PROTO_FILE_SYMLINK);
+        assert_string_equal(r.stat.link_target, outside);
+        proto_response_done(&r);
+
+        snprintf(p, sizeof(p), "%s/a", c->dir);
+        assert_int_equal(path_op(c, PROTO_OP_LIST, p, 0, &r), 0);
+        assert_int_equal(r.n_entries, 2);
+        assert_string_equal(r.entries[0].name, "b");
+        assert_int_equal(r.entries[0].type, PROTO_FILE_DIRECTORY);
+        assert_string_equal(r.entries[1].name, "file");
+        assert_int_equal(r.entries[1].size, 3);
+        assert_int_equal(r.entries[1].mode, 0644);
+        proto_response_done(&r);
+
+        /* rename */
+        snprintf(p, sizeof(p), "%s/a/file", c->dir);
+        snprintf(p2, sizeof(p2), "%s/a/renamed", c->dir);
+        uint32_t id = ++c->next_req;
+        proto_request_begin(&b, id, PROTO_OP_RENAME);
+        proto_buf_put_str(&b, PROTO_TAG_PATH, p);
+        proto_buf_put_str(&b, PROTO_TAG_PATH2, p2);
+        send_buf(c, &b);
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        proto_response_done(&r);
+        assert_int_equal(path_op(c, PROTO_OP_STAT, p, 0, NULL), -ENOENT);
+        assert_int_equal(path_op(c, PROTO_OP_STAT, p2, 0, NULL), 0);
+
+        /* remove: not empty without RECURSIVE; with it, the link goes but not its target */
+        snprintf(p, sizeof(p), "%s/a", c->dir);
+        assert_int_equal(path_op(c, PROTO_OP_REMOVE, p, 0, NULL), -ENOTEMPTY);
+        assert_int_equal(path_op(c, PROTO_OP_REMOVE, p, PROTO_TAG_RECURSIVE, NULL), 0);
+        assert_int_equal(path_op(c, PROTO_OP_STAT, p, 0, NULL), -ENOENT);
+        snprintf(p2, sizeof(p2), "%s/keep", outside);
+        assert_int_equal(access(p2, F_OK), 0);
+}
+
+static void test_file_errors(void **state) {
+        Client *c = *state;
+        char fifo[256];
+        uint8_t *data;
+        size_t n;
+
+        snprintf(fifo, sizeof(fifo), "%s/fifo", c->dir);
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        assert_int_equal(file_read(c, 14, fifo, &data, &n), -ENODEV);
+        assert_int_equal(file_read(c, 14, c->dir, &data, &n), -EISDIR);
+        assert_int_equal(file_read(c, 14, "relative/path", &data, &n), -EINVAL);
+        assert_int_equal(path_op(c, PROTO_OP_STAT, "relative", 0, NULL), -EINVAL);
+        assert_int_equal(file_read(c, 14, "/proc/self/root/etc/hostname", &data, &n), -ELOOP);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_spawn_output_order, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stdin_cat, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_timeout_kills_tree, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_exec_missing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_file_round_trip, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_file_ops, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+        };
+        signal(SIGPIPE, SIG_IGN);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
