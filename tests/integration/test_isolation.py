@@ -137,7 +137,7 @@ def test_hostname_is_sandbox_id(sandbox):
 def test_runtimes_available(sandbox):
     assert sandbox.sh("python3 -c 'import sys; print(sys.version_info[0])'") == "3\n"
     assert sandbox.sh("node -e 'console.log(1 + 1)'") == "2\n"
-    assert sandbox.sh("command -v sh bash | wc -l") == "2\n"
+    assert sandbox.sh("{ command -v sh; command -v bash; } | wc -l") == "2\n"
 
 
 def test_image_writes_do_not_reach_host(sandbox):

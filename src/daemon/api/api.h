@@ -64,6 +64,8 @@ void api_fail(ApiCall *call, const char *code, const char *fmt, ...) _printf_(3,
 int json_only_fields(json_t *obj, const char *const *allowed, const char *where, ForgeError *err);
 /* *ret NULL when absent; -EINVAL when present with another type. */
 int json_get_string(json_t *obj, const char *key, bool required, const char **ret, ForgeError *err);
+/* A required path field: like json_get_string, with NUL bytes refused as invalid_path. */
+int json_get_path(json_t *obj, const char *key, const char **ret, ForgeError *err);
 int json_get_int(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *ret, ForgeError *err);
 int json_get_bool(json_t *obj, const char *key, bool *ret, ForgeError *err);
 /* An object whose values are all strings (env, metadata); *ret NULL when absent. */

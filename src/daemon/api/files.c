@@ -72,7 +72,7 @@ void api_upload(ApiCall *call) {
         if (r >= 0)
                 r = json_get_string(call->body, "data", true, &b64, &err);
         if (r >= 0)
-                r = json_get_string(call->body, "path", true, &path, &err);
+                r = json_get_path(call->body, "path", &path, &err);
         if (r >= 0)
                 r = api_resolve_path(path, call->sb->cwd, &pc->path, &err);
         if (r >= 0 && base64_decode(b64, strlen(b64), &data, &len) < 0)
@@ -440,7 +440,7 @@ void api_files_mkdir(ApiCall *call) {
         bool parents = false;
 
         if (json_only_fields(call->body, fields, "", &err) < 0 ||
-            json_get_string(call->body, "path", true, &path, &err) < 0 ||
+            json_get_path(call->body, "path", &path, &err) < 0 ||
             json_get_bool(call->body, "parents", &parents, &err) < 0 ||
             api_resolve_path(path, call->sb->cwd, &resolved, &err) < 0)
                 return api_respond_error(call, &err);

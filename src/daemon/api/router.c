@@ -105,7 +105,7 @@ static void on_body(HttpRequest *req, int status, const char *body, size_t len, 
         else if (len == 0)
                 return api_fail(call, "invalid_json", "this route needs a JSON object body");
         else
-                call->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+                call->body = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!call->body)
                 return api_fail(call, "invalid_json", "the body is not valid JSON: %s (line %d, column %d)",
                                 jerr.text, jerr.line, jerr.column);
@@ -116,7 +116,7 @@ static void on_body(HttpRequest *req, int status, const char *body, size_t len, 
 
 void api_handle(HttpRequest *req, void *userdata) {
         Api *api = userdata;
-        char id[SANDBOX_ID_MAX + 2];
+        char id[256];
         const ApiRoute *route;
         ApiCall *call;
         int status = 404;

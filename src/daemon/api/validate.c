@@ -40,6 +40,14 @@ int json_get_string(json_t *obj, const char *key, bool required, const char **re
         return 0;
 }
 
+int json_get_path(json_t *obj, const char *key, const char **ret, ForgeError *err) {
+        json_t *v = json_object_get(obj, key);
+
+        if (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v))
+                return forge_error_set(err, EINVAL, "invalid_path", "'%s' must not contain NUL bytes", key);
+        return json_get_string(obj, key, true, ret, err);
+}
+
 int json_get_int(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *ret, ForgeError *err) {
         json_t *v = json_object_get(obj, key);
 

@@ -227,7 +227,9 @@ static void on_exit_event(void *userdata, const ProtoExit *ex) {
                 res.exit_code = 128 + (int) ex->signal;
         else
                 res.exit_code = (int) ex->exit_code;
-        res.oom_killed = ex->signal == SIGKILL && !res.timed_out && oom_count(e) > e->oom_before;
+        /* The kill often lands on a child (sh -c python3 ...), so the command itself may
+         * just exit 137: any OOM kill in the sandbox while it ran counts. */
+        res.oom_killed = !res.timed_out && oom_count(e) > e->oom_before;
         exec_ref(e);
         exec_finish(e, &res, NULL);
         exec_unref(e);

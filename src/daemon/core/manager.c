@@ -58,7 +58,9 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
                 manager_free(m);
                 return r;
         }
-        r = images_init(m, err);
+        r = m->default_isolator->init(m->state_dir, err);
+        if (r >= 0)
+                r = images_init(m, err);
         if (r < 0) {
                 manager_free(m);
                 return r;

@@ -101,6 +101,11 @@ json_t *sandbox_to_record(const Sandbox *sb) {
 
         if (!j)
                 return NULL;
+        /* Absent rather than null, so that reading back needs no null handling. */
+        if (!sb->reason)
+                json_object_del(j, "reason");
+        if (!sb->name)
+                json_object_del(j, "name");
         if (json_object_set_new(j, "created_ms", json_integer(sb->created_ms)) < 0 ||
             json_object_set_new(j, "updated_ms", json_integer(sb->updated_ms)) < 0 ||
             json_object_set_new(j, "uid_slot", json_integer(sb->uid_slot)) < 0 ||

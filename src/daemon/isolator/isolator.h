@@ -49,6 +49,9 @@ typedef struct SandboxUsage {
 
 typedef struct IsolatorOps {
         const char *name;
+        /* Once at start: state_dir names this forged instance (host-wide resources such
+         * as cgroups are kept apart per instance). */
+        int (*init)(const char *state_dir, ForgeError *err);
         /* 0 if usable on this host, else -errno with *err saying why. */
         int (*available)(ForgeError *err);
         /* Prepares host-side resources (dirs, cgroups); idempotent. */

@@ -38,10 +38,10 @@ static int enable_controller(const char *dir, const char *name) {
         return write_string_file(path, value);
 }
 
-/* Sandboxes live in <own>/forge/<id>. The no-internal-processes rule lets a cgroup either
+/* Sandboxes live in <own>/<group>/<id> (see cgroup_set_group). The no-internal-processes rule lets a cgroup either
  * hold processes or hand controllers to children, so controllers are enabled in <own>
  * (works when <own> is the root or forged was given a delegated, empty parent) and in
- * forge/, which never holds a process. A controller that cannot be enabled is left to
+ * <group>/, which never holds a process. A controller that cannot be enabled is left to
  * v1 (or to nothing). */
 int cgroup_v2_prepare(const char *own, CgroupHierarchy *h) {
         char path[PATH_MAX], available[1024];
@@ -53,7 +53,7 @@ int cgroup_v2_prepare(const char *own, CgroupHierarchy *h) {
         r = read_full_file(path, available, sizeof(available), NULL);
         if (r < 0)
                 return r;
-        if (snprintf(h->base, sizeof(h->base), "%s/forge", own) >= (int) sizeof(h->base))
+        if (snprintf(h->base, sizeof(h->base), "%s/%s", own, cgroup_group()) >= (int) sizeof(h->base))
                 return -ENAMETOOLONG;
         if (mkdir(h->base, 0755) < 0 && errno != EEXIST)
                 return -errno;

@@ -155,10 +155,20 @@ int cgroup_mounts_parse(const char *proc_cgroup, const char *mountinfo, CgroupMo
         return 0;
 }
 
+static char group_name[64] = "forge";
+
+void cgroup_set_group(const char *name) {
+        snprintf(group_name, sizeof(group_name), "%s", name);
+}
+
+const char *cgroup_group(void) {
+        return group_name;
+}
+
 static CgroupHierarchy *layout_add_v1(CgroupLayout *l, const char *own, CgroupController c) {
         char base[PATH_MAX];
 
-        snprintf(base, sizeof(base), "%s/forge", own);
+        snprintf(base, sizeof(base), "%s/%s", own, cgroup_group());
         for (size_t i = 0; i < l->n_hierarchies; i++)
                 if (!l->hierarchies[i].v2 && strcmp(l->hierarchies[i].base, base) == 0) {
                         l->hierarchies[i].controllers |= CONTROLLER_BIT(c);

@@ -43,6 +43,11 @@ typedef struct CgroupMounts {
 } CgroupMounts;
 
 /* Discovered once per process (forged's cgroup does not move). */
+/* Sandboxes live in <forged's cgroup>/<group>/<id>; the group names one forged instance
+ * (its state dir), so daemons sharing a cgroup never reap each other's sandboxes. Set it
+ * before the first cgroup call. */
+void cgroup_set_group(const char *name);
+const char *cgroup_group(void);
 int cgroup_layout_get(const CgroupLayout **ret);
 /* Parses /proc/self/cgroup and /proc/self/mountinfo text; exposed for tests. */
 int cgroup_mounts_parse(const char *proc_cgroup, const char *mountinfo, CgroupMounts *ret);

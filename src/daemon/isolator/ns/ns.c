@@ -2,6 +2,9 @@
  * This file is the ops table and the short orchestrators; the clone child lives in
  * ns-child.c, its parent side in ns-spawn.c, cgroups in cgroup*.c. */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -216,12 +219,27 @@ static int ns_reap_unknown(bool (*known)(const char *id, void *userdata), void *
         return r < 0 ? r : c.ret;
 }
 
+/* FNV-1a of the state dir's absolute path: a short, stable name for this instance. */
+static int ns_init(const char *state_dir, ForgeError *err) {
+        char abs[PATH_MAX], name[32];
+        uint32_t h = 2166136261u;
+
+        if (!realpath(state_dir, abs))
+                return forge_error_set(err, errno, "internal", "cannot resolve %s", state_dir);
+        for (const char *p = abs; *p; p++)
+                h = (h ^ (uint8_t) *p) * 16777619u;
+        snprintf(name, sizeof(name), "forge-%08x", h);
+        cgroup_set_group(name);
+        return 0;
+}
+
 static int ns_available(ForgeError *err) {
         return ns_probe(err);
 }
 
 const IsolatorOps isolator_ns = {
         .name = "ns",
+        .init = ns_init,
         .available = ns_available,
         .create = ns_create,
         .start = ns_start,
