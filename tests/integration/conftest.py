@@ -240,9 +240,25 @@ def _new_forged(extra_args=()):
     return f
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def _check_clean_exit(f):
+    """forged must stop cleanly on SIGTERM, and a sanitizer build must report nothing."""
+    log = f.log_tail(limit=1 << 20)
+    marks = [m for m in SANITIZER_MARKS if m in log]
+    if marks:
+        pytest.fail("forged's log has sanitizer reports (%s)\n%s" % (", ".join(marks), log[-20000:]),
+                    pytrace=False)
+    if f.proc is not None and f.proc.returncode not in (0, -signal.SIGKILL):
+        pytest.fail("forged exited with %s on SIGTERM\n%s" % (f.proc.returncode, log[-8000:]),
+                    pytrace=False)
+
+
 def _finish(f):
     try:
         f.teardown()
+        _check_clean_exit(f)
     finally:
         if f in _LIVE:
             _LIVE.remove(f)
