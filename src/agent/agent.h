@@ -179,6 +179,8 @@ void transfer_pump(Agent *a, Transfer *t);
 void transfer_data(Agent *a, Transfer *t, const uint8_t *data, size_t n);
 void transfer_eof(Agent *a, Transfer *t);
 void transfer_free(Agent *a, Transfer *t);
+/* SIGNAL on a transfer channel: stop it (a write leaves the target untouched). */
+void transfer_cancel(Agent *a, Transfer *t);
 
 /* path.c */
 int agent_openat(int dirfd, const char *path, int flags, mode_t mode);

@@ -242,7 +242,12 @@ void proc_check_timeout(Proc *p, int64_t now) {
 
 int agent_op_signal(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
         Proc *p = proc_find(a, req->channel);
+        Transfer *t = p ? NULL : transfer_find(a, req->channel);
 
+        if (t) {
+                transfer_cancel(a, t);
+                return 0;
+        }
         if (!p || p->pid <= 0)
                 return -ESRCH;
         if (req->signal == SIGKILL) {

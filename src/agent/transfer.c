@@ -219,6 +219,14 @@ int agent_op_file_write(Agent *a, const ProtoRequest *req, ProtoBuf *fields, cha
         return AGENT_RESPONDED; /* answered after EOF, or at the first error */
 }
 
+void transfer_cancel(Agent *a, Transfer *t) {
+        /* The host gave up: a write is answered ECANCELED and its temporary file goes, so
+         * the target keeps its old content; a read just stops. */
+        if (t->writing)
+                agent_respond(a, t->req_id, -ECANCELED, NULL, "cancelled by the host");
+        transfer_free(a, t);
+}
+
 static void write_fail(Agent *a, Transfer *t, int err) {
         agent_respond(a, t->req_id, err, NULL, "write failed");
         transfer_free(a, t);

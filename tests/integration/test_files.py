@@ -140,8 +140,12 @@ def test_put_aborted_upload_leaves_old_file(sandbox, client):
     with socket.create_connection((client.host, client.port), timeout=10) as s:
         s.sendall(head + b"P" * MiB)
         time.sleep(0.3)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 5
+    while "forge-" in sandbox.sh("ls -a /tmp") and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert sandbox.get_file("/tmp/abort.txt") == b"original"
+    # The cancelled transfer's temporary file is gone too.
+    assert ".abort.txt.forge-" not in sandbox.sh("ls -a /tmp")
     assert client.health().status == 200
 
 

@@ -438,6 +438,41 @@ static void test_file_round_trip(void **state) {
         free(data);
 }
 
+/* A cancelled write answers ECANCELED and leaves the old file as it was. */
+static void test_file_write_cancel(void **state) {
+        Client *c = *state;
+        uint8_t old[] = "old content", junk[1000], *back;
+        ProtoBuf b = {};
+        ProtoResponse r;
+        char path[128];
+        size_t got;
+        uint32_t id;
+
+        memset(junk, 'x', sizeof(junk));
+        snprintf(path, sizeof(path), "%s/keep.txt", c->dir);
+        file_write(c, 21, path, old, sizeof(old));
+        id = ++c->next_req;
+        proto_request_begin(&b, id, PROTO_OP_FILE_WRITE);
+        proto_buf_put_str(&b, PROTO_TAG_PATH, path);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 22);
+        send_buf(c, &b);
+        send_simple(c, PROTO_DATA, 22, PROTO_STREAM_STDIN, junk, sizeof(junk));
+        proto_request_begin(&b, ++c->next_req, PROTO_OP_SIGNAL);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 22);
+        proto_buf_put_int(&b, PROTO_TAG_SIGNAL, SIGKILL);
+        send_buf(c, &b);
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, -ECANCELED);
+        proto_response_done(&r);
+        wait_response(c, id + 1, &r); /* the SIGNAL's own answer */
+        assert_int_equal(r.status, 0);
+        proto_response_done(&r);
+        assert_int_equal(file_read(c, 23, path, &back, &got), 0);
+        assert_int_equal(got, sizeof(old));
+        assert_memory_equal(back, old, sizeof(old));
+        free(back);
+}
+
 static void test_file_ops(void **state) {
         Client *c = *state;
         char p[256], p2[512], outside[128];
@@ -520,6 +555,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_exec_missing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_round_trip, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_file_write_cancel, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_ops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
         };
