@@ -10,21 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/macros.h"
-
-static int write_all(int fd, const char *s, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, s, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                s += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
 
 int write_string_file_at(int dirfd, const char *name, const char *s) {
         _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOCTTY);
@@ -126,6 +113,25 @@ int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+/* Makes a rename in path's directory durable. */
+static int fsync_parent_dir(const char *path) {
+        const char *slash = strrchr(path, '/');
+        char dir[PATH_MAX];
+
+        if (!slash)
+                snprintf(dir, sizeof(dir), ".");
+        else if (slash == path)
+                snprintf(dir, sizeof(dir), "/");
+        else if ((size_t) (slash - path) >= sizeof(dir))
+                return -ENAMETOOLONG;
+        else
+                snprintf(dir, sizeof(dir), "%.*s", (int) (slash - path), path);
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
 int write_file_atomic(const char *path, const char *content, mode_t mode) {
         char tmp[PATH_MAX];
         int r;
@@ -135,16 +141,18 @@ int write_file_atomic(const char *path, const char *content, mode_t mode) {
         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, content, strlen(content));
+        r = fd_write_full(fd, content, strlen(content));
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
-        if (r < 0)
+        if (r < 0) {
                 unlink(tmp);
-        return r;
+                return r;
+        }
+        return fsync_parent_dir(path);
 }
 
 int path_join(char *buf, size_t size, const char *a, const char *b) {

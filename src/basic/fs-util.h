@@ -22,7 +22,8 @@ int keyed_u64_find(const char *text, const char *key, uint64_t *ret);
 /* mkdir -p; existing directories are fine. Does not chmod existing ones. */
 int mkdir_p(const char *path, mode_t mode);
 
-/* Creates or replaces path with content through a temp file and rename(2). */
+/* Creates or replaces path with content through a temp file, fsync and rename(2), then
+ * fsyncs the directory: after a crash the file is either old or new, never partial. */
 int write_file_atomic(const char *path, const char *content, mode_t mode);
 
 /* buf = a "/" b; -ENAMETOOLONG if it does not fit. */

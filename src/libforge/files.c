@@ -66,20 +66,27 @@ static int64_t bytes_left(int fd, off_t pos) {
         return (int64_t) (st.st_size - pos);
 }
 
-static int file_put(ForgeClient *c, const char *id, const char *path, ForgeSourceFn source, void *userdata,
-                    int64_t size, ForgeClientError *err) {
+/* One streamed transfer on .../files?path=: t carries the method and the source or sink. */
+static int file_transfer(ForgeClient *c, const char *id, const char *path, ForgeTransfer *t,
+                         ForgeClientError *err) {
         _cleanup_free_ char *route = NULL;
-        ForgeTransfer t = {
-                .method = "PUT", .source = source, .source_userdata = userdata, .source_size = size};
         int r;
 
         r = forge__file_path(id, "files", path, NULL, &route);
         if (r < 0)
                 return path_error(r, err);
-        t.path = route;
-        r = forge__transfer_perform(c, &t, err);
-        forge__transfer_done(&t);
+        t->path = route;
+        r = forge__transfer_perform(c, t, err);
+        forge__transfer_done(t);
         return r;
+}
+
+static int file_put(ForgeClient *c, const char *id, const char *path, ForgeSourceFn source, void *userdata,
+                    int64_t size, ForgeClientError *err) {
+        ForgeTransfer t = {
+                .method = "PUT", .source = source, .source_userdata = userdata, .source_size = size};
+
+        return file_transfer(c, id, path, &t, err);
 }
 
 FORGE_PUBLIC int forge_file_put_fd(ForgeClient *c, const char *id, const char *path, int fd,
@@ -94,17 +101,9 @@ FORGE_PUBLIC int forge_file_put(ForgeClient *c, const char *id, const char *path
 
 static int file_get(ForgeClient *c, const char *id, const char *path, ForgeSinkFn sink, void *userdata,
                     ForgeClientError *err) {
-        _cleanup_free_ char *route = NULL;
         ForgeTransfer t = {.method = "GET", .sink = sink, .sink_userdata = userdata};
-        int r;
 
-        r = forge__file_path(id, "files", path, NULL, &route);
-        if (r < 0)
-                return path_error(r, err);
-        t.path = route;
-        r = forge__transfer_perform(c, &t, err);
-        forge__transfer_done(&t);
-        return r;
+        return file_transfer(c, id, path, &t, err);
 }
 
 FORGE_PUBLIC int forge_file_get_fd(ForgeClient *c, const char *id, const char *path, int fd,

@@ -174,6 +174,18 @@ static void capture_append(Exec *e, Capture *c, const uint8_t *data, size_t len)
         c->len += take;
 }
 
+/* What was captured so far; the caller adds how the command ended. */
+static ExecResult exec_result(const Exec *e) {
+        return (ExecResult){
+                .out = e->out.data,
+                .err = e->err.data,
+                .out_len = e->out.len,
+                .err_len = e->err.len,
+                .truncated = e->truncated,
+                .duration_ms = time_mono_ms() - e->started_ms,
+        };
+}
+
 static void on_data(void *userdata, ProtoStream stream, const uint8_t *data, size_t len) {
         Exec *e = userdata;
 
@@ -210,16 +222,10 @@ static void on_credit(void *userdata, ProtoStream stream, uint32_t bytes) {
 
 static void on_exit_event(void *userdata, const ProtoExit *ex) {
         Exec *e = userdata;
-        ExecResult res = {
-                .out = e->out.data,
-                .err = e->err.data,
-                .out_len = e->out.len,
-                .err_len = e->err.len,
-                .truncated = e->truncated,
-                .timed_out = ex->timed_out != 0,
-                .signal = (int) ex->signal,
-                .duration_ms = time_mono_ms() - e->started_ms,
-        };
+        ExecResult res = exec_result(e);
+
+        res.timed_out = ex->timed_out != 0;
+        res.signal = (int) ex->signal;
 
         if (res.timed_out)
                 res.exit_code = 124;
@@ -268,16 +274,10 @@ static void send_kill(Exec *e) {
 /* The agent enforces the timeout; this fires only if it failed to report in time. */
 static void on_backstop(uv_timer_t *t) {
         Exec *e = t->data;
-        ExecResult res = {
-                .out = e->out.data,
-                .err = e->err.data,
-                .out_len = e->out.len,
-                .err_len = e->err.len,
-                .truncated = e->truncated,
-                .timed_out = true,
-                .exit_code = 124,
-                .duration_ms = time_mono_ms() - e->started_ms,
-        };
+        ExecResult res = exec_result(e);
+
+        res.timed_out = true;
+        res.exit_code = 124;
 
         log_sb_warn(e->sb->id, 0, "agent did not report a timed-out command; killing it");
         send_kill(e);

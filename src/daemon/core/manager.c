@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/rm-rf.h"
 #include "daemon/agentc.h"
@@ -25,12 +26,6 @@ typedef struct Job {
         SandboxDone done;
         void *userdata;
 } Job;
-
-static int mkdir_p(const char *path, mode_t mode) {
-        if (mkdir(path, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
 
 int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeError *err) {
         Manager *m = calloc(1, sizeof(*m));

@@ -11,14 +11,6 @@
 
 #define CFS_PERIOD_US 100000
 
-static int write_knob(const char *dir, const char *knob, const char *value) {
-        char path[PATH_MAX];
-
-        if (path_join(path, sizeof(path), dir, knob) < 0)
-                return -ENAMETOOLONG;
-        return write_string_file(path, value);
-}
-
 static bool has_knob(const char *dir, const char *knob) {
         char path[PATH_MAX];
 
@@ -31,60 +23,35 @@ static int apply_memory(const char *dir, int64_t memory_mb) {
         int r;
 
         /* memsw must never be below the memory limit, so lift it first and set it last. */
-        if (memsw && (r = write_knob(dir, "memory.memsw.limit_in_bytes", "-1")) < 0)
+        if (memsw && (r = cgroup_write_knob(dir, "memory.memsw.limit_in_bytes", "-1")) < 0)
                 return r;
         if (memory_mb <= 0)
-                return write_knob(dir, "memory.limit_in_bytes", "-1");
+                return cgroup_write_knob(dir, "memory.limit_in_bytes", "-1");
         snprintf(value, sizeof(value), "%" PRId64, memory_mb * 1024 * 1024);
-        r = write_knob(dir, "memory.limit_in_bytes", value);
+        r = cgroup_write_knob(dir, "memory.limit_in_bytes", value);
         if (r < 0)
                 return r;
         /* Swap off: memory+swap capped at the memory limit. */
-        return memsw ? write_knob(dir, "memory.memsw.limit_in_bytes", value) : 0;
+        return memsw ? cgroup_write_knob(dir, "memory.memsw.limit_in_bytes", value) : 0;
 }
 
 static int apply_cpu(const char *dir, int64_t cpus_milli) {
         char value[32];
         int r;
 
-        r = write_knob(dir, "cpu.cfs_period_us", "100000");
+        r = cgroup_write_knob(dir, "cpu.cfs_period_us", "100000");
         if (r < 0)
                 return r;
         if (cpus_milli <= 0)
-                return write_knob(dir, "cpu.cfs_quota_us", "-1");
+                return cgroup_write_knob(dir, "cpu.cfs_quota_us", "-1");
         snprintf(value, sizeof(value), "%" PRId64, MAX(cpus_milli * CFS_PERIOD_US / 1000, 1000));
-        return write_knob(dir, "cpu.cfs_quota_us", value);
+        return cgroup_write_knob(dir, "cpu.cfs_quota_us", value);
 }
 
-static int apply_pids(const char *dir, int64_t pids) {
-        char value[32];
-
-        if (pids <= 0)
-                return write_knob(dir, "pids.max", "max");
-        snprintf(value, sizeof(value), "%" PRId64, pids);
-        return write_knob(dir, "pids.max", value);
-}
-
-int cgroup_v1_apply_limits(const CgroupHierarchy *h, const char *dir, const SandboxLimits *limits) {
-        int r;
-
-        if (h->controllers & (1u << CGROUP_MEMORY)) {
-                r = apply_memory(dir, limits->memory_mb);
-                if (r < 0)
-                        return r;
-        }
-        if (h->controllers & (1u << CGROUP_CPU)) {
-                r = apply_cpu(dir, limits->cpus_milli);
-                if (r < 0)
-                        return r;
-        }
-        if (h->controllers & (1u << CGROUP_PIDS)) {
-                r = apply_pids(dir, limits->pids);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
+const CgroupLimitOps cgroup_v1_limit_ops = {
+        .memory = apply_memory,
+        .cpu = apply_cpu,
+};
 
 /* Writes the state and waits (briefly) until the kernel reports it reached. */
 int cgroup_v1_freeze(const char *dir, bool frozen) {

@@ -70,29 +70,21 @@ int cgroup_v2_prepare(const char *own, CgroupHierarchy *h) {
         return 0;
 }
 
-static int write_knob(const char *dir, const char *knob, const char *value) {
-        char path[PATH_MAX];
-
-        if (path_join(path, sizeof(path), dir, knob) < 0)
-                return -ENAMETOOLONG;
-        return write_string_file(path, value);
-}
-
 static int apply_memory(const char *dir, int64_t memory_mb) {
         char value[32] = "max";
         int r;
 
         if (memory_mb > 0)
                 snprintf(value, sizeof(value), "%" PRId64, memory_mb * 1024 * 1024);
-        r = write_knob(dir, "memory.max", value);
+        r = cgroup_write_knob(dir, "memory.max", value);
         if (r < 0)
                 return r;
         /* Swap off; the knob is absent without swap accounting. */
-        r = write_knob(dir, "memory.swap.max", "0");
+        r = cgroup_write_knob(dir, "memory.swap.max", "0");
         if (r < 0 && r != -ENOENT)
                 return r;
         /* An OOM kill takes the whole sandbox, never half of it. */
-        r = write_knob(dir, "memory.oom.group", "1");
+        r = cgroup_write_knob(dir, "memory.oom.group", "1");
         return r == -ENOENT ? 0 : r;
 }
 
@@ -104,39 +96,15 @@ static int apply_cpu(const char *dir, int64_t cpus_milli) {
         else
                 snprintf(value, sizeof(value), "%" PRId64 " %d",
                          MAX(cpus_milli * CPU_PERIOD_US / 1000, 1000), CPU_PERIOD_US);
-        return write_knob(dir, "cpu.max", value);
+        return cgroup_write_knob(dir, "cpu.max", value);
 }
 
-static int apply_pids(const char *dir, int64_t pids) {
-        char value[32] = "max";
-
-        if (pids > 0)
-                snprintf(value, sizeof(value), "%" PRId64, pids);
-        return write_knob(dir, "pids.max", value);
-}
-
-int cgroup_v2_apply_limits(const CgroupHierarchy *h, const char *dir, const SandboxLimits *limits) {
-        int r;
-
-        if (h->controllers & (1u << CGROUP_MEMORY)) {
-                r = apply_memory(dir, limits->memory_mb);
-                if (r < 0)
-                        return r;
-        }
-        if (h->controllers & (1u << CGROUP_CPU)) {
-                r = apply_cpu(dir, limits->cpus_milli);
-                if (r < 0)
-                        return r;
-        }
-        if (h->controllers & (1u << CGROUP_PIDS)) {
-                r = apply_pids(dir, limits->pids);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
+const CgroupLimitOps cgroup_v2_limit_ops = {
+        .memory = apply_memory,
+        .cpu = apply_cpu,
+};
 
 /* cgroup.kill (Linux 5.14) SIGKILLs the whole subtree atomically, racing no fork. */
 int cgroup_v2_kill(const char *dir) {
-        return write_knob(dir, "cgroup.kill", "1");
+        return cgroup_write_knob(dir, "cgroup.kill", "1");
 }

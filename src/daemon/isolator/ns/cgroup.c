@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -259,6 +260,36 @@ int cgroup_path(const CgroupHierarchy *h, const char *id, const char *file, char
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
 
+int cgroup_write_knob(const char *dir, const char *knob, const char *value) {
+        char path[PATH_MAX];
+
+        if (path_join(path, sizeof(path), dir, knob) < 0)
+                return -ENAMETOOLONG;
+        return write_string_file(path, value);
+}
+
+static int apply_pids(const char *dir, int64_t pids) {
+        char value[32] = "max";
+
+        if (pids > 0)
+                snprintf(value, sizeof(value), "%" PRId64, pids);
+        return cgroup_write_knob(dir, "pids.max", value);
+}
+
+/* The limits of the controllers this hierarchy carries, in the backend's spelling. */
+static int apply_limits(const CgroupHierarchy *h, const char *dir, const SandboxLimits *limits) {
+        const CgroupLimitOps *ops = h->v2 ? &cgroup_v2_limit_ops : &cgroup_v1_limit_ops;
+        int r = 0;
+
+        if (h->controllers & (1u << CGROUP_MEMORY))
+                r = ops->memory(dir, limits->memory_mb);
+        if (r >= 0 && (h->controllers & (1u << CGROUP_CPU)))
+                r = ops->cpu(dir, limits->cpus_milli);
+        if (r >= 0 && (h->controllers & (1u << CGROUP_PIDS)))
+                r = apply_pids(dir, limits->pids);
+        return r;
+}
+
 int cgroup_create(const char *id, const SandboxLimits *limits) {
         const CgroupLayout *l;
         char dir[PATH_MAX];
@@ -277,7 +308,7 @@ int cgroup_create(const char *id, const SandboxLimits *limits) {
                 r = mkdir_p(dir, 0755);
                 if (r < 0)
                         return r;
-                r = h->v2 ? cgroup_v2_apply_limits(h, dir, limits) : cgroup_v1_apply_limits(h, dir, limits);
+                r = apply_limits(h, dir, limits);
                 if (r < 0)
                         return r;
         }

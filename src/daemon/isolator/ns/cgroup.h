@@ -68,9 +68,16 @@ int cgroup_get_usage(const char *id, SandboxUsage *ret);
 int cgroup_foreach_sandbox(int (*cb)(const char *id, void *userdata), void *userdata);
 bool cgroup_id_is_valid(const char *id);
 
-/* Backends (cgroup-v1.c, cgroup-v2.c). dir is the sandbox's cgroup directory. */
-int cgroup_v1_apply_limits(const CgroupHierarchy *h, const char *dir, const SandboxLimits *limits);
-int cgroup_v2_apply_limits(const CgroupHierarchy *h, const char *dir, const SandboxLimits *limits);
+/* Writes value into dir/knob. */
+int cgroup_write_knob(const char *dir, const char *knob, const char *value);
+
+/* Backends (cgroup-v1.c, cgroup-v2.c): how each spells the memory and cpu limits (pids.max
+ * is the same in both). dir is the sandbox's cgroup directory; 0 means no limit. */
+typedef struct CgroupLimitOps {
+        int (*memory)(const char *dir, int64_t memory_mb);
+        int (*cpu)(const char *dir, int64_t cpus_milli);
+} CgroupLimitOps;
+extern const CgroupLimitOps cgroup_v1_limit_ops, cgroup_v2_limit_ops;
 int cgroup_v2_prepare(const char *own, CgroupHierarchy *h);
 int cgroup_v1_freeze(const char *dir, bool frozen);
 int cgroup_v2_kill(const char *dir);
