@@ -155,8 +155,11 @@ def test_unknown_route(client, sandbox, method, path):
 ])
 def test_wrong_method(client, sandbox, method, path):
     body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-    check_error(client.request(method, path.format(id=sandbox.id), body), 405,
-                "method_not_allowed")
+    r = client.request(method, path.format(id=sandbox.id), body)
+    check_error(r, 405, "method_not_allowed")
+    # RFC 9110: a 405 lists the methods the resource has.
+    allowed = [m.strip() for m in (r.header("allow") or "").split(",") if m.strip()]
+    assert allowed and method not in allowed, r.headers
 
 
 SANDBOX_ROUTES = [

@@ -106,3 +106,10 @@ def test_unsupported_runtime(sandbox, client):
 def test_missing_code(sandbox):
     check_error(sandbox.execute_raw({"runtime": "python"}), 400, "invalid_request")
     check_error(sandbox.execute_raw({"code": 1, "runtime": "python"}), 400, "invalid_request")
+
+
+def test_runtime_name_aliases(sandbox):
+    """Names other clients use: SandboX's "shell", "python3", "javascript"."""
+    assert sandbox.execute("echo $((6 * 7))", "shell")["stdout"] == "42\n"
+    assert sandbox.execute("import sys; print(sys.version_info[0])", "python3")["stdout"] == "3\n"
+    assert sandbox.execute("console.log([1, 2].length)", "javascript")["stdout"] == "2\n"

@@ -45,9 +45,10 @@ typedef struct ApiRoute {
 } ApiRoute;
 
 /* The route for method+path. On no match, NULL and *ret_status is 404 or 405 (the path
- * exists with another method). ret_id receives the "*" segment, if any. */
+ * exists with another method; ret_allow, if not NULL, then lists the methods it has).
+ * ret_id receives the "*" segment, if any. */
 const ApiRoute *api_route_match(const char *method, const char *path, char *ret_id, size_t id_size,
-                                int *ret_status);
+                                int *ret_status, char *ret_allow, size_t allow_size);
 
 /* ---- answering ---- */
 

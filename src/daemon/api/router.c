@@ -54,9 +54,10 @@ static bool pattern_matches(const char *pattern, const char *path, char *ret_id,
 }
 
 const ApiRoute *api_route_match(const char *method, const char *path, char *ret_id, size_t id_size,
-                                int *ret_status) {
+                                int *ret_status, char *ret_allow, size_t allow_size) {
         char normalized[512];
         bool path_exists = false;
+        size_t allow_len = 0;
 
         /* The SandboX ForgeIsolator client says /v1/sandbox; both spellings are one API. */
         if (strncmp(path, "/v1/sandbox", 11) == 0 && (path[11] == 0 || path[11] == '/'))
@@ -64,12 +65,18 @@ const ApiRoute *api_route_match(const char *method, const char *path, char *ret_
         else
                 snprintf(normalized, sizeof(normalized), "%s", path[0] == '/' ? path + 1 : path);
         ret_id[0] = 0;
+        if (ret_allow && allow_size > 0)
+                ret_allow[0] = 0;
         for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
                 if (!pattern_matches(routes[i].pattern, normalized, ret_id, id_size))
                         continue;
                 if (strcmp(routes[i].method, method) == 0)
                         return &routes[i];
                 path_exists = true;
+                /* The Allow header a 405 must carry. */
+                if (ret_allow && allow_len < allow_size)
+                        allow_len += (size_t) snprintf(ret_allow + allow_len, allow_size - allow_len, "%s%s",
+                                                       allow_len ? ", " : "", routes[i].method);
         }
         *ret_status = path_exists ? 405 : 404;
         return NULL;
@@ -116,7 +123,7 @@ static void on_body(HttpRequest *req, int status, const char *body, size_t len, 
 
 void api_handle(HttpRequest *req, void *userdata) {
         Api *api = userdata;
-        char id[256];
+        char id[256], allow[64];
         const ApiRoute *route;
         ApiCall *call;
         int status = 404;
@@ -129,11 +136,14 @@ void api_handle(HttpRequest *req, void *userdata) {
         }
         call->api = api;
         call->req = http_request_ref(req);
-        route = api_route_match(http_request_method(req), http_request_path(req), id, sizeof(id), &status);
+        route = api_route_match(http_request_method(req), http_request_path(req), id, sizeof(id), &status, allow,
+                                sizeof(allow));
         if (!route) {
-                if (status == 405)
+                if (status == 405) {
+                        http_response_header(req, "Allow", allow);
                         return api_fail(call, "method_not_allowed", "%s is not allowed on %s",
                                         http_request_method(req), http_request_path(req));
+                }
                 return api_fail(call, "not_found", "no route for %s %s", http_request_method(req),
                                 http_request_path(req));
         }

@@ -15,6 +15,22 @@ static const struct {
         {"bash", ".sh"},
 };
 
+/* Other names clients use for the same runtimes (SandboX says "shell"). */
+static const struct {
+        const char *alias, *runtime;
+} runtime_aliases[] = {
+        {"shell", "sh"},
+        {"python3", "python"},
+        {"javascript", "node"},
+};
+
+static const char *runtime_canonical(const char *runtime) {
+        for (size_t i = 0; i < ELEMENTSOF(runtime_aliases); i++)
+                if (strcmp(runtime_aliases[i].alias, runtime) == 0)
+                        return runtime_aliases[i].runtime;
+        return runtime;
+}
+
 int images_init(Manager *m, ForgeError *err) {
         _cleanup_free_ char *json_path = NULL;
         json_error_t jerr;
@@ -43,6 +59,7 @@ static json_t *image_runtimes(Manager *m, const char *image) {
 }
 
 int images_for_runtime(Manager *m, const char *runtime, const char **ret_image, ForgeError *err) {
+        runtime = runtime_canonical(runtime);
         if (!json_is_string(json_object_get(image_runtimes(m, "host"), runtime)))
                 return forge_error_set(err, ENOENT, "unsupported_runtime",
                                        "no image has the '%s' runtime (the host image offers what the host "
@@ -54,7 +71,10 @@ int images_for_runtime(Manager *m, const char *runtime, const char **ret_image, 
 
 int images_runtime(Manager *m, const char *image, const char *runtime, const char **ret_interp,
                    const char **ret_suffix, ForgeError *err) {
-        const char *interp = json_string_value(json_object_get(image_runtimes(m, image), runtime));
+        const char *interp;
+
+        runtime = runtime_canonical(runtime);
+        interp = json_string_value(json_object_get(image_runtimes(m, image), runtime));
 
         if (!interp)
                 return forge_error_set(err, ENOENT, "unsupported_runtime",

@@ -12,7 +12,7 @@
 static void expect_route(const char *method, const char *path, ApiHandler handler, const char *want_id) {
         char id[64];
         int status = 0;
-        const ApiRoute *r = api_route_match(method, path, id, sizeof(id), &status);
+        const ApiRoute *r = api_route_match(method, path, id, sizeof(id), &status, NULL, 0);
 
         assert_non_null(r);
         assert_ptr_equal(r->handler, handler);
@@ -23,7 +23,7 @@ static void expect_no_route(const char *method, const char *path, int want_statu
         char id[64];
         int status = 0;
 
-        assert_null(api_route_match(method, path, id, sizeof(id), &status));
+        assert_null(api_route_match(method, path, id, sizeof(id), &status, NULL, 0));
         assert_int_equal(status, want_status);
 }
 
@@ -61,8 +61,18 @@ static void test_route_id_too_long_is_404(void **state) {
         char id[8];
         int status = 0;
 
-        assert_null(api_route_match("GET", "/v1/sandboxes/0123456789abcdef", id, sizeof(id), &status));
+        assert_null(api_route_match("GET", "/v1/sandboxes/0123456789abcdef", id, sizeof(id), &status, NULL, 0));
         assert_int_equal(status, 404);
+}
+
+static void test_route_405_lists_allowed_methods(void **state) {
+        char id[64], allow[64];
+        int status = 0;
+
+        assert_null(api_route_match("PATCH", "/v1/sandboxes/abc/files", id, sizeof(id), &status, allow,
+                                    sizeof(allow)));
+        assert_int_equal(status, 405);
+        assert_string_equal(allow, "GET, PUT, DELETE");
 }
 
 static void test_error_table(void **state) {
@@ -155,7 +165,8 @@ static void test_json_string_lossy(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_routes_match),        cmocka_unit_test(test_routes_refuse),
-                cmocka_unit_test(test_route_id_too_long_is_404), cmocka_unit_test(test_error_table),
+                cmocka_unit_test(test_route_id_too_long_is_404),
+                cmocka_unit_test(test_route_405_lists_allowed_methods), cmocka_unit_test(test_error_table),
                 cmocka_unit_test(test_validate_fields),     cmocka_unit_test(test_validate_string_map),
                 cmocka_unit_test(test_resolve_path),        cmocka_unit_test(test_json_string_lossy),
         };
