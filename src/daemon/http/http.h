@@ -108,3 +108,37 @@ typedef void (*HttpDrained)(HttpRequest *r, void *userdata);
 void http_response_on_drained(HttpRequest *r, HttpDrained cb, void *userdata);
 
 const char *http_status_reason(int status);
+
+/* ---- Server-Sent Events (sse.c) ---- */
+
+/* Starts a 200 `text/event-stream` response (chunked, not cached). */
+int http_sse_begin(HttpRequest *r);
+/* Sends one event: "event: NAME\ndata: DATA\n\n". data must not contain a newline (send
+ * JSON). Backpressure as for http_response_write (http_response_pending/on_drained). */
+int http_sse_send(HttpRequest *r, const char *event, const char *data, size_t len);
+
+/* ---- WebSocket, RFC 6455, framing by wslay (ws.c) ---- */
+
+typedef struct HttpWebSocket HttpWebSocket;
+
+typedef struct HttpWebSocketOps {
+        /* A complete message (fragments reassembled, bounded in size). */
+        void (*on_message)(HttpWebSocket *ws, bool binary, const uint8_t *data, size_t len, void *userdata);
+        /* Once: the peer closed, the connection dropped, or http_websocket_close() finished. */
+        void (*on_close)(HttpWebSocket *ws, void *userdata);
+} HttpWebSocketOps;
+
+/* True if the request asks for a WebSocket upgrade (GET, Upgrade: websocket, version 13). */
+bool http_request_is_websocket(const HttpRequest *r);
+/* Answers 101 and turns the request's connection into a WebSocket. The request is then
+ * finished (the handler drops its reference as usual); the socket lives until on_close. */
+int http_websocket_accept(HttpRequest *r, const HttpWebSocketOps *ops, void *userdata, HttpWebSocket **ret);
+int http_websocket_send(HttpWebSocket *ws, bool binary, const void *data, size_t len);
+/* Bytes queued but not yet written, and a one-shot callback when that drops to zero. */
+size_t http_websocket_pending(const HttpWebSocket *ws);
+void http_websocket_on_drained(HttpWebSocket *ws, void (*cb)(HttpWebSocket *ws, void *userdata), void *userdata);
+/* Stops reading from the peer (backpressure) and starts again. */
+void http_websocket_pause(HttpWebSocket *ws);
+void http_websocket_resume(HttpWebSocket *ws);
+/* Sends a close frame; on_close follows when the peer answers or the connection drops. */
+void http_websocket_close(HttpWebSocket *ws, uint16_t code, const char *reason);
