@@ -22,8 +22,8 @@ COMMON := -std=gnu11 $(OPT) $(WARN) -D_GNU_SOURCE -Iinclude -Isrc
 CFLAGS_ALL = $(COMMON) $(HARDEN) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
 
-DAEMON_LIBS := -luv -ljansson -lhttp_parser -lwslay -lseccomp -lm
-CLI_LIBS := -lcurl -ljansson
+DAEMON_LIBS := -luv -ljansson -lhttp_parser -lwslay -lnettle -lseccomp -lm
+CLI_LIBS := -lcurl -ljansson -lwslay -lnettle
 
 basic_src := $(wildcard src/basic/*.c)
 proto_src := $(wildcard src/proto/*.c)
@@ -36,7 +36,7 @@ obj = $(patsubst src/%.c,$(B)/obj/%.o,$(1))
 muslobj = $(patsubst src/%.c,$(B)/musl/%.o,$(1))
 
 BIN := $(B)/bin
-all: $(BIN)/forged $(BIN)/forgectl $(BIN)/forge-agent
+all: $(BIN)/forged $(BIN)/forgectl $(BIN)/forge-agent $(BIN)/forged-faults
 
 $(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -58,6 +58,18 @@ $(B)/%.a:
 	rm -f $@ && ar rcs $@ $^
 
 $(BIN)/forged: $(B)/obj/daemon/main.o $(B)/libforged.a $(B)/libproto.a $(B)/libbasic.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DAEMON_LIBS)
+
+# forged-faults: the daemon compiled a second time with -DFORGE_FAULTS, so that its
+# FAULT_POINT()s (src/basic/fault.h) SIGKILL it where FORGE_FAULT names them. Only
+# tests/integration/test_faults.py runs it; the release forged has no fault code.
+faultobj = $(patsubst src/%.c,$(B)/obj-faults/%.o,$(1))
+$(B)/obj-faults/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DFORGE_FAULTS -MMD -MP -c $< -o $@
+$(B)/libforged-faults.a: $(call faultobj,$(daemon_src))
+$(BIN)/forged-faults: $(B)/obj-faults/daemon/main.o $(B)/libforged-faults.a $(B)/libproto.a $(B)/libbasic.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DAEMON_LIBS)
 
@@ -93,14 +105,21 @@ $(B)/tests/cli/%: tests/unit/cli/%.c $(filter-out $(B)/obj/cli/main.o,$(call obj
 unit: $(unit_bin) $(BIN)/forge-agent
 	@set -e; for t in $(unit_bin); do echo "== $$t"; FORGE_AGENT_BIN=$(CURDIR)/$(BIN)/forge-agent $$t; done
 
+# The security battery's in-sandbox probe (tests/security): static like the agent,
+# without PIE so its buffers have 32-bit addresses for the i386/x32 ABI probes.
+$(B)/tests/security/probe: $(wildcard tests/security/probe/*.c tests/security/probe/*.h)
+	@mkdir -p $(dir $@)
+	$(MUSLCC) -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -static -no-pie -o $@ $(filter %.c,$^)
+
 PYTEST := /usr/bin/python3 -m pytest
-integration: all
+integration: all $(BIN)/forged-faults $(B)/tests/security/probe
 	FORGE_BUILD=$(B) $(PYTEST) -q -p no:cacheprovider tests/integration $(wildcard tests/security)
 
 # Debian packages the build, the daemon and the tests need (DESIGN.md section 8).
 DEB_PKGS := build-essential pkg-config musl-tools libuv1-dev libhttp-parser-dev \
-	libwslay-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev \
-	python3-pytest clang util-linux iproute2 bubblewrap
+	libwslay-dev nettle-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev \
+	python3-pytest clang libclang-rt-dev util-linux iproute2 bubblewrap e2fsprogs \
+	tmux
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
@@ -110,13 +129,72 @@ deps:
 test: deps
 	$(MAKE) all unit integration
 	$(MAKE) SAN=1 all unit integration
+	$(MAKE) fuzz-ci
 
 run: deps all
 	mkdir -p /var/lib/forge
 	$(BIN)/forged --listen 127.0.0.1:3456 --state-dir /var/lib/forge --isolator auto
 
+# ---- fuzzing (docs/fuzzing.md) ----
+# libFuzzer targets built with clang, ASan and UBSan into build-fuzz/. `make fuzz` runs
+# each for FUZZ_SECONDS and fails on any crash, leak or sanitizer report; `make fuzz-ci`
+# is the short run for `make test`. Sources are built again here (instrumented for
+# coverage), never taken from build/ or build-san/.
+FUZZ_CC := clang
+FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 45
+FUZZ_JOBS ?= 2
+FB := build-fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -Iinclude -Isrc $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_TARGETS := fuzz_http fuzz_api_json fuzz_proto_agent fuzz_proto_host fuzz_path
+fuzzobj = $(patsubst src/%.c,$(FB)/obj/%.o,$(1))
+
+$(FB)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+$(FB)/fuzz/%.o: fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+FUZZ_LINK = @mkdir -p $(dir $@) && $(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
+fuzz_http_src := $(wildcard src/daemon/http/*.c) $(basic_src)
+fuzz_api_src := $(daemon_src) $(proto_src) $(basic_src)
+fuzz_agent_src := src/agent/conn.c src/agent/path.c $(proto_src) $(basic_src)
+fuzz_host_src := src/daemon/agentc.c $(proto_src) $(basic_src)
+fuzz_path_src := src/daemon/api/validate.c src/agent/path.c $(basic_src)
+
+$(FB)/bin/fuzz_http: $(FB)/fuzz/fuzz_http.o $(FB)/fuzz/http-feed.o $(call fuzzobj,$(fuzz_http_src))
+	$(FUZZ_LINK) -luv -lhttp_parser -lwslay -lnettle
+$(FB)/bin/fuzz_api_json: $(FB)/fuzz/fuzz_api_json.o $(FB)/fuzz/http-feed.o $(call fuzzobj,$(fuzz_api_src))
+	$(FUZZ_LINK) $(DAEMON_LIBS)
+$(FB)/bin/fuzz_proto_agent: $(FB)/fuzz/fuzz_proto_agent.o $(call fuzzobj,$(fuzz_agent_src))
+	$(FUZZ_LINK)
+$(FB)/bin/fuzz_proto_host: $(FB)/fuzz/fuzz_proto_host.o $(call fuzzobj,$(fuzz_host_src))
+	$(FUZZ_LINK) -luv
+$(FB)/bin/fuzz_path: $(FB)/fuzz/fuzz_path.o $(call fuzzobj,$(fuzz_path_src))
+	$(FUZZ_LINK) -ljansson
+
+fuzz-build: $(addprefix $(FB)/bin/,$(FUZZ_TARGETS))
+
+# Runs every target for FUZZ_SECONDS, FUZZ_JOBS at a time, each from its committed seeds
+# (fuzz/corpus/<target>) plus what earlier runs found ($(FB)/corpus/<target>, not
+# committed). A crash leaves its input in $(FB)/crashes/<target>/ and fails the run.
+fuzz: fuzz-build
+	@FB=$(FB) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) sh fuzz/run.sh $(FUZZ_TARGETS)
+
+# The short run `make test` uses: every target for FUZZ_CI_SECONDS, two at a time.
+fuzz-ci: fuzz-build
+	@FB=$(FB) FUZZ_SECONDS=$(FUZZ_CI_SECONDS) FUZZ_JOBS=2 sh fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-clean:
+	rm -rf $(FB)
+
+.PHONY: fuzz fuzz-build fuzz-ci fuzz-clean
+-include $(shell find $(FB) -name '*.d' 2>/dev/null)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 format:
 	clang-format -i $$(find src include tests/unit -name '*.[ch]')

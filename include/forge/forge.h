@@ -193,6 +193,136 @@ FORGE_PUBLIC void forge_dir_list_clear(ForgeDirList *list);
 /* "file", "directory", "symlink", "other". */
 FORGE_PUBLIC const char *forge_file_type_to_string(ForgeFileType t);
 
+/* ---- processes (background commands, live output, terminals) ---- */
+
+typedef struct ForgeProcessOptions {
+        /* Exactly one: `command` runs under /bin/sh -c, `argv` (NULL-terminated) as given. */
+        const char *command;
+        const char *const *argv;
+        const char *cwd;        /* NULL: the sandbox's */
+        const char *const *env; /* "KEY=VALUE" list or NULL */
+        bool stdin_open;        /* keep stdin open for forge_process_write_stdin() */
+        unsigned pty_rows;      /* both > 0: run on a fresh pseudo-terminal of that size */
+        unsigned pty_cols;
+        long timeout_ms; /* 0: none */
+} ForgeProcessOptions;
+
+typedef struct ForgeProcess {
+        long pid;   /* inside the sandbox */
+        char **argv; /* NULL-terminated */
+        char *cwd;
+        bool pty;
+        char *status;  /* "running", "exited", "killed", "timed_out", "oom_killed" */
+        bool running;  /* status is "running" */
+        int exit_code; /* -1 while running or when killed without one */
+        int signal;    /* signal number that killed it, 0 if none */
+        char *started_at;
+        char *ended_at; /* NULL while running */
+        uint64_t stdout_dropped, stderr_dropped;
+        char *json; /* the whole object as the server sent it, compact JSON */
+} ForgeProcess;
+
+typedef struct ForgeProcessList {
+        ForgeProcess *processes;
+        size_t n_processes;
+} ForgeProcessList;
+
+FORGE_PUBLIC int forge_process_start(ForgeClient *c, const char *id, const ForgeProcessOptions *opts,
+                                     ForgeProcess *ret, ForgeClientError *err);
+FORGE_PUBLIC int forge_process_get(ForgeClient *c, const char *id, long pid, ForgeProcess *ret,
+                                   ForgeClientError *err);
+FORGE_PUBLIC int forge_process_list(ForgeClient *c, const char *id, ForgeProcessList *ret, ForgeClientError *err);
+/* Sends signal `sig` (a number, sent by name) to the process. */
+FORGE_PUBLIC int forge_process_signal(ForgeClient *c, const char *id, long pid, int sig, ForgeClientError *err);
+/* Kills the process's whole tree. */
+FORGE_PUBLIC int forge_process_kill(ForgeClient *c, const char *id, long pid, ForgeClientError *err);
+/* Writes bytes (any bytes: they travel base64-encoded) to the process's stdin, then closes
+ * it when `close` is set; size 0 with `close` only closes. */
+FORGE_PUBLIC int forge_process_write_stdin(ForgeClient *c, const char *id, long pid, const void *data,
+                                           size_t size, bool close, ForgeClientError *err);
+/* Copies fd to the process's stdin until end-of-file, in one request per read(), then
+ * closes stdin. Blocks; meant for a helper process or thread of the caller's. */
+FORGE_PUBLIC int forge_process_pipe_stdin(ForgeClient *c, const char *id, long pid, int fd,
+                                          ForgeClientError *err);
+/* The exit status a shell would report: 124 on timeout, 128+N for signal N, else the
+ * exit code (-1 while running). */
+FORGE_PUBLIC int forge_process_exit_status(const ForgeProcess *p);
+FORGE_PUBLIC void forge_process_clear(ForgeProcess *p);
+FORGE_PUBLIC void forge_process_list_clear(ForgeProcessList *list);
+
+/* What the output rings hold now (no waiting). The server sends text, so invalid UTF-8
+ * arrives replaced; follow with base64 for exact bytes. */
+typedef struct ForgeProcessOutput {
+        ForgeBuffer stdout_buf;
+        ForgeBuffer stderr_buf;
+        uint64_t stdout_dropped, stderr_dropped;
+        char *status;
+} ForgeProcessOutput;
+
+FORGE_PUBLIC int forge_process_output(ForgeClient *c, const char *id, long pid, ForgeProcessOutput *ret,
+                                      ForgeClientError *err);
+FORGE_PUBLIC void forge_process_output_clear(ForgeProcessOutput *o);
+
+typedef enum ForgeProcessEventType {
+        FORGE_EVENT_STDOUT,
+        FORGE_EVENT_STDERR,
+        FORGE_EVENT_DROPPED, /* a slow reader missed `dropped` bytes of `stream` */
+        FORGE_EVENT_EXIT,    /* the last event: `process` is the final process object */
+} ForgeProcessEventType;
+
+typedef struct ForgeProcessEvent {
+        ForgeProcessEventType type;
+        const char *data; /* STDOUT/STDERR: the bytes, decoded */
+        size_t size;
+        const char *stream; /* DROPPED: "stdout" or "stderr" */
+        uint64_t dropped;
+        const ForgeProcess *process; /* EXIT */
+} ForgeProcessEvent;
+
+/* Called once per event; a negative return stops the follow and is returned by it. The
+ * event and what it points to live until the callback returns. */
+typedef int (*ForgeProcessEventFn)(const ForgeProcessEvent *ev, void *userdata);
+
+typedef enum ForgeOutputEncoding {
+        FORGE_ENCODING_BASE64, /* exact bytes (the default) */
+        FORGE_ENCODING_TEXT,   /* UTF-8 text, invalid bytes replaced; less to transfer */
+} ForgeOutputEncoding;
+
+/* Streams the process's output: first what the rings hold, then live, until the exit
+ * event (returns 0 after it) or the callback stops it. An unknown event is skipped. */
+FORGE_PUBLIC int forge_process_follow(ForgeClient *c, const char *id, long pid, ForgeOutputEncoding encoding,
+                                      ForgeProcessEventFn on_event, void *userdata, ForgeClientError *err);
+
+/* ---- attach: a process's terminal over a WebSocket ----
+ *
+ * A non-blocking session the caller drives from its own poll loop:
+ *   poll forge_attach_fd() for forge_attach_poll_events(), then call
+ *   forge_attach_dispatch() with what poll returned. It calls on_output for terminal
+ *   bytes and on_exit once with the final process object, and returns 1 once the
+ *   connection is closed (0 while it is open, or -errno). Input and resizes are queued
+ *   and written by later dispatches. */
+typedef struct ForgeAttach ForgeAttach;
+
+typedef struct ForgeAttachCallbacks {
+        /* Terminal output; a negative return ends the session with that error. */
+        int (*on_output)(const void *bytes, size_t size, void *userdata);
+        void (*on_exit)(const ForgeProcess *p, void *userdata);
+} ForgeAttachCallbacks;
+
+FORGE_PUBLIC int forge_attach_open(ForgeClient *c, const char *id, long pid, const ForgeAttachCallbacks *cbs,
+                                   void *userdata, ForgeAttach **ret, ForgeClientError *err);
+FORGE_PUBLIC int forge_attach_fd(const ForgeAttach *a);
+FORGE_PUBLIC short forge_attach_poll_events(const ForgeAttach *a);
+FORGE_PUBLIC int forge_attach_dispatch(ForgeAttach *a, short revents, ForgeClientError *err);
+/* Queues terminal input. */
+FORGE_PUBLIC int forge_attach_send(ForgeAttach *a, const void *bytes, size_t size);
+FORGE_PUBLIC int forge_attach_resize(ForgeAttach *a, unsigned rows, unsigned cols);
+/* Bytes queued and not yet written (to stop reading input while it is large). */
+FORGE_PUBLIC size_t forge_attach_pending(const ForgeAttach *a);
+/* Queues a close frame; dispatch returns 1 once the server has answered it. */
+FORGE_PUBLIC int forge_attach_close(ForgeAttach *a);
+FORGE_PUBLIC void forge_attach_free(ForgeAttach *a);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,10 @@
 #define AGENT_CREDIT_MAX ((uint64_t) 1 << 40)
 /* A handler that has sent (or will later send) its own RESPONSE returns this. */
 #define AGENT_RESPONDED 1
+/* A PTY hands the slave's writes to the master asynchronously (the kernel's flip buffer),
+ * so when the main process exits its last output may not be readable yet: the agent
+ * keeps reading this long before it counts what the host is still owed. */
+#define AGENT_PTY_SETTLE_MS 100
 
 typedef struct OutChunk {
         struct OutChunk *next;
@@ -60,7 +64,9 @@ typedef struct Proc {
         bool shepherd_reaped;
         bool timed_out;
         int64_t deadline_ms; /* monotonic; 0 = none */
+        int64_t settle_ms;   /* PTY: when to count the output still owed after the main exit; 0 = none */
         int report_fd;
+        int pty_fd; /* the PTY master (for RESIZE), -1 without a PTY; stdout and stdin are dups */
         ShepherdReport report;
         ProcStream out[3]; /* indexed by ProtoStream; [STDIN] unused */
         int stdin_fd;
@@ -124,6 +130,7 @@ typedef struct SpawnPlan {
         const char *cwd;
         int64_t uid, gid;
         int stdin_fd, stdout_fd, stderr_fd; /* stdin_fd -1 = /dev/null */
+        int tty_fd; /* a PTY slave: the controlling terminal and stdio; -1 = pipes */
         int status_fd, report_fd;
 } SpawnPlan;
 _Noreturn void shepherd_run(const SpawnPlan *plan);
@@ -143,6 +150,8 @@ typedef enum SpawnStage {
 /* proc.c */
 Proc *proc_find(Agent *a, uint32_t channel);
 bool agent_channel_busy(Agent *a, uint32_t channel);
+/* After the successful RESPONSE: the stdin window, and stderr's EOF on a PTY. */
+void proc_start(Agent *a, Proc *p);
 void proc_on_output(Agent *a, Proc *p, int stream);
 void proc_on_report(Agent *a, Proc *p);
 void proc_on_shepherd_exit(Agent *a, Proc *p, int status);
@@ -152,9 +161,11 @@ void proc_stdin_flush(Agent *a, Proc *p);
 void proc_add_credit(Proc *p, int stream, uint32_t n);
 void proc_kill_tree(Proc *p);
 void proc_detach(Proc *p);
-void proc_check_timeout(Proc *p, int64_t now);
+/* Timeout and PTY settling; returns the next deadline (monotonic ms), 0 if none. */
+int64_t proc_check_timers(Agent *a, Proc *p, int64_t now);
 void agent_gc_procs(Agent *a);
 int agent_op_signal(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
+int agent_op_resize(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
 
 /* tree.c */
 /* SIGKILLs every child of the caller; returns how many it found, or -errno. */

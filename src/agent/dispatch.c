@@ -10,10 +10,6 @@ static int op_ping(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *ms
         return 0;
 }
 
-static int op_resize(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
-        return -EOPNOTSUPP; /* no PTY in this version */
-}
-
 static int op_usage(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
         struct rusage ru;
 
@@ -38,7 +34,7 @@ static int op_shutdown(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char
 static const AgentHandler handlers[_PROTO_OP_MAX] = {
         [PROTO_OP_SPAWN] = agent_op_spawn,
         [PROTO_OP_SIGNAL] = agent_op_signal,
-        [PROTO_OP_RESIZE] = op_resize,
+        [PROTO_OP_RESIZE] = agent_op_resize,
         [PROTO_OP_FILE_READ] = agent_op_file_read,
         [PROTO_OP_FILE_WRITE] = agent_op_file_write,
         [PROTO_OP_STAT] = agent_op_stat,
@@ -75,6 +71,7 @@ void agent_send_hello(Agent *a) {
         proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_SPAWN);
         proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_FILES);
         proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_USAGE);
+        proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_PTY);
         agent_send(a, &b);
 }
 

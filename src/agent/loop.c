@@ -211,9 +211,9 @@ static int agent_tick(Agent *a) {
         if (a->conn && a->conn->broken)
                 agent_drop_conn(a);
         for (Proc *p = a->procs; p; p = p->next) {
-                proc_check_timeout(p, now);
-                if (p->deadline_ms > 0 && (next < 0 || p->deadline_ms - now < next))
-                        next = p->deadline_ms - now;
+                int64_t at = proc_check_timers(a, p, now);
+                if (at > 0 && (next < 0 || at - now < next))
+                        next = at - now;
         }
         for (Transfer *t = a->transfers, *tn; t; t = tn) {
                 tn = t->next;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -60,7 +61,9 @@ static void proc_maybe_send_exit(Agent *a, Proc *p) {
         if (p->attached)
                 proc_send_exit(a, p);
         p->exit_sent = true;
+        p->settle_ms = 0;
         stdin_close(p);
+        close_fd(&p->pty_fd);
 }
 
 /* The host gets EOF; whatever still comes through the pipe (background processes) is
@@ -114,12 +117,10 @@ void proc_on_output(Agent *a, Proc *p, int s) {
                 stream_finish(a, p, s, false);
 }
 
-/* The main process is gone: what it wrote is in the pipe now, so FIONREAD says exactly
- * how much the host is still owed; later bytes come from background processes. */
-static void proc_main_exited(Agent *a, Proc *p, const ShepherdReport *rep) {
-        p->report = *rep;
-        p->exited = true;
-        p->deadline_ms = 0;
+/* What the main process wrote is in the pipe now, so FIONREAD says exactly how much the
+ * host is still owed; later bytes come from background processes. */
+static void proc_settle_streams(Agent *a, Proc *p) {
+        p->settle_ms = 0;
         for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR; s++) {
                 ProcStream *st = &p->out[s];
                 int avail = 0;
@@ -132,6 +133,19 @@ static void proc_main_exited(Agent *a, Proc *p, const ShepherdReport *rep) {
                         stream_finish(a, p, s, false);
         }
         proc_maybe_send_exit(a, p);
+}
+
+/* The main process is gone. On a PTY its last bytes may still be on their way to the
+ * master, so the count waits a moment (or for EIO: every holder of the slave closed). */
+static void proc_main_exited(Agent *a, Proc *p, const ShepherdReport *rep) {
+        p->report = *rep;
+        p->exited = true;
+        p->deadline_ms = 0;
+        if (p->pty_fd >= 0 && !p->out[PROTO_STREAM_STDOUT].eof_sent) {
+                p->settle_ms = agent_now_ms() + AGENT_PTY_SETTLE_MS;
+                return;
+        }
+        proc_settle_streams(a, p);
 }
 
 void proc_on_report(Agent *a, Proc *p) {
@@ -158,6 +172,17 @@ void proc_on_shepherd_exit(Agent *a, Proc *p, int status) {
                 proc_main_exited(a, p, &rep);
         }
         close_fd(&p->report_fd);
+}
+
+void proc_start(Agent *a, Proc *p) {
+        if (p->stdin_fd >= 0) {
+                p->stdin_allowed = PROTO_DEFAULT_WINDOW;
+                agent_send_credit(a, p->channel, PROTO_STREAM_STDIN, PROTO_DEFAULT_WINDOW);
+        }
+        /* A terminal has one output stream: stderr ends at once, keeping the rule that
+         * EXIT follows EOF on both. */
+        if (p->pty_fd >= 0)
+                stream_finish(a, p, PROTO_STREAM_STDERR, false);
 }
 
 void proc_add_credit(Proc *p, int s, uint32_t n) {
@@ -225,6 +250,7 @@ void proc_detach(Proc *p) {
         p->attached = false;
         p->exit_sent = true;
         p->deadline_ms = 0;
+        p->settle_ms = 0;
         for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR; s++) {
                 p->out[s].discard = true;
                 p->out[s].eof_sent = true;
@@ -232,12 +258,17 @@ void proc_detach(Proc *p) {
         stdin_close(p);
 }
 
-void proc_check_timeout(Proc *p, int64_t now) {
-        if (p->deadline_ms == 0 || p->exited || now < p->deadline_ms)
-                return;
-        p->deadline_ms = 0;
-        p->timed_out = true;
-        proc_kill_tree(p);
+int64_t proc_check_timers(Agent *a, Proc *p, int64_t now) {
+        if (p->settle_ms > 0 && now >= p->settle_ms)
+                proc_settle_streams(a, p);
+        if (p->deadline_ms > 0 && !p->exited && now >= p->deadline_ms) {
+                p->deadline_ms = 0;
+                p->timed_out = true;
+                proc_kill_tree(p);
+        }
+        if (p->deadline_ms > 0 && (p->settle_ms == 0 || p->deadline_ms < p->settle_ms))
+                return p->deadline_ms;
+        return p->settle_ms;
 }
 
 int agent_op_signal(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
@@ -259,6 +290,22 @@ int agent_op_signal(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *m
         return 0;
 }
 
+/* The kernel sends SIGWINCH to the terminal's foreground process group. */
+int agent_op_resize(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
+        Proc *p = proc_find(a, req->channel);
+        struct winsize ws = { .ws_row = (unsigned short) req->pty_rows, .ws_col = (unsigned short) req->pty_cols };
+
+        if (!p)
+                return -ESRCH;
+        if (p->pty_fd < 0) {
+                snprintf(msg, msg_size, "channel %u has no terminal", req->channel);
+                return -ENOTTY;
+        }
+        if (req->pty_rows <= 0 || req->pty_cols <= 0)
+                return -EINVAL;
+        return ioctl(p->pty_fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+}
+
 static bool proc_is_done(const Proc *p) {
         return p->shepherd_reaped && p->exit_sent && p->out[1].fd < 0 && p->out[2].fd < 0 && p->report_fd < 0;
 }
@@ -272,6 +319,7 @@ void agent_gc_procs(Agent *a) {
                 }
                 *pp = p->next;
                 stdin_close(p);
+                close_fd(&p->pty_fd);
                 free(p);
         }
 }

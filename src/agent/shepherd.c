@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -34,12 +35,27 @@ static _Noreturn void child_fail(int status_fd, SpawnStage stage, int err) {
         _exit(127);
 }
 
-static int child_stdio(const SpawnPlan *p) {
+/* The terminal becomes the controlling one of the command's new session (setsid came
+ * first) and all three of its stdio fds. */
+static int child_tty(int tty) {
+        if (ioctl(tty, TIOCSCTTY, 0) < 0 || dup2(tty, 0) < 0 || dup2(tty, 1) < 0 || dup2(tty, 2) < 0)
+                return -errno;
+        return 0;
+}
+
+static int child_pipes(const SpawnPlan *p) {
         int in = p->stdin_fd;
         if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
                 return -errno;
         if (dup2(in, 0) < 0 || dup2(p->stdout_fd, 1) < 0 || dup2(p->stderr_fd, 2) < 0)
                 return -errno;
+        return 0;
+}
+
+static int child_stdio(const SpawnPlan *p) {
+        int r = p->tty_fd >= 0 ? child_tty(p->tty_fd) : child_pipes(p);
+        if (r < 0)
+                return r;
         /* Everything above 2 goes at exec; marking instead of closing keeps the status
          * pipe usable until then. */
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 static const char *const stage_names[_SPAWN_STAGE_MAX] = {
@@ -18,9 +20,10 @@ static const char *const stage_names[_SPAWN_STAGE_MAX] = {
         [SPAWN_STAGE_EXEC] = "execve",
 };
 
-/* All pipe ends the agent keeps, and those the shepherd takes. */
+/* All pipe ends the agent keeps, and those the shepherd takes. With a PTY, out[0] is
+ * the master, in[1] a dup of it, out[1] the slave and pty a third master fd for RESIZE. */
 typedef struct SpawnFds {
-        int in[2], out[2], err[2], status[2], report[2];
+        int in[2], out[2], err[2], status[2], report[2], pty;
 } SpawnFds;
 
 static void fds_close(SpawnFds *f) {
@@ -32,26 +35,47 @@ static void fds_close(SpawnFds *f) {
                 }
 }
 
-static int fds_open(SpawnFds *f, bool want_stdin) {
-        memset(f, -1, sizeof(*f));
-        if ((want_stdin && pipe2(f->in, O_CLOEXEC) < 0) || pipe2(f->out, O_CLOEXEC) < 0 ||
-            pipe2(f->err, O_CLOEXEC) < 0 || pipe2(f->status, O_CLOEXEC) < 0 ||
-            pipe2(f->report, O_CLOEXEC) < 0) {
-                int r = -errno;
-                fds_close(f);
-                return r;
-        }
+/* A fresh terminal in the sandbox's own devpts (/dev/ptmx points into it). */
+static int pty_open(SpawnFds *f, const ProtoRequest *req) {
+        struct winsize ws = { .ws_row = (unsigned short) (req->pty_rows ? req->pty_rows : 24),
+                              .ws_col = (unsigned short) (req->pty_cols ? req->pty_cols : 80) };
+        char name[64];
+
+        f->pty = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (f->pty < 0 || grantpt(f->pty) < 0 || unlockpt(f->pty) < 0 ||
+            ptsname_r(f->pty, name, sizeof(name)) != 0 || ioctl(f->pty, TIOCSWINSZ, &ws) < 0)
+                return -errno;
+        f->out[1] = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (f->out[1] < 0 || (f->out[0] = fcntl(f->pty, F_DUPFD_CLOEXEC, 3)) < 0 ||
+            (f->in[1] = fcntl(f->pty, F_DUPFD_CLOEXEC, 3)) < 0)
+                return -errno;
         return 0;
+}
+
+static bool spawn_has_pty(const ProtoRequest *req) {
+        return req->pty_rows > 0 || req->pty_cols > 0;
+}
+
+static int fds_open(SpawnFds *f, const ProtoRequest *req) {
+        int r = 0;
+
+        memset(f, -1, sizeof(*f));
+        if (spawn_has_pty(req))
+                r = pty_open(f, req);
+        else if ((req->stdin_open && pipe2(f->in, O_CLOEXEC) < 0) || pipe2(f->out, O_CLOEXEC) < 0 ||
+                 pipe2(f->err, O_CLOEXEC) < 0)
+                r = -errno;
+        if (r >= 0 && (pipe2(f->status, O_CLOEXEC) < 0 || pipe2(f->report, O_CLOEXEC) < 0))
+                r = -errno;
+        if (r < 0)
+                fds_close(f);
+        return r;
 }
 
 static int spawn_validate(Agent *a, const ProtoRequest *req, char *msg, size_t msg_size) {
         if (req->channel == 0 || agent_channel_busy(a, req->channel)) {
                 snprintf(msg, msg_size, "channel %u is 0 or in use", req->channel);
                 return req->channel == 0 ? -EINVAL : -EBUSY;
-        }
-        if (req->pty_rows || req->pty_cols) {
-                snprintf(msg, msg_size, "this agent has no PTY support yet");
-                return -EOPNOTSUPP;
         }
         if (req->argv[0][0] == 0 || (req->cwd && req->cwd[0] != '/')) {
                 snprintf(msg, msg_size, "empty program name or relative cwd");
@@ -98,13 +122,15 @@ static Proc *proc_new(const ProtoRequest *req, SpawnFds *f, pid_t shepherd) {
         p->attached = true;
         p->report_fd = TAKE_FD(f->report[0]);
         p->stdin_fd = TAKE_FD(f->in[1]);
+        p->pty_fd = TAKE_FD(f->pty);
         p->out[PROTO_STREAM_STDIN] = (ProcStream) { .fd = -1, .discard = true, .eof_sent = true };
         p->out[PROTO_STREAM_STDOUT] = (ProcStream) { .fd = TAKE_FD(f->out[0]), .credit = PROTO_DEFAULT_WINDOW, .drain_left = -1 };
         p->out[PROTO_STREAM_STDERR] = (ProcStream) { .fd = TAKE_FD(f->err[0]), .credit = PROTO_DEFAULT_WINDOW, .drain_left = -1 };
         if (req->timeout_ms > 0)
                 p->deadline_ms = agent_now_ms() + req->timeout_ms;
         fd_set_nonblock(p->out[1].fd, 1);
-        fd_set_nonblock(p->out[2].fd, 1);
+        if (p->out[2].fd >= 0)
+                fd_set_nonblock(p->out[2].fd, 1);
         fd_set_nonblock(p->report_fd, 1);
         if (p->stdin_fd >= 0)
                 fd_set_nonblock(p->stdin_fd, 1);
@@ -122,6 +148,7 @@ static pid_t spawn_fork_shepherd(const ProtoRequest *req, SpawnFds *f) {
                 .stdin_fd = f->in[0],
                 .stdout_fd = f->out[1],
                 .stderr_fd = f->err[1],
+                .tty_fd = spawn_has_pty(req) ? f->out[1] : -1,
                 .status_fd = f->status[1],
                 .report_fd = f->report[1],
         };
@@ -138,7 +165,7 @@ int agent_op_spawn(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *ms
         int r = spawn_validate(a, req, msg, msg_size);
         if (r < 0)
                 return r;
-        r = fds_open(&f, req->stdin_open);
+        r = fds_open(&f, req);
         if (r < 0)
                 return r;
         pid_t shepherd = spawn_fork_shepherd(req, &f);
@@ -173,10 +200,8 @@ int agent_op_spawn(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *ms
         p->pid = pid;
         proto_buf_put_int(fields, PROTO_TAG_PID, pid);
         agent_respond(a, req->req_id, 0, fields, NULL);
-        if (p->stdin_fd >= 0) {
-                p->stdin_allowed = PROTO_DEFAULT_WINDOW;
-                agent_send_credit(a, p->channel, PROTO_STREAM_STDIN, PROTO_DEFAULT_WINDOW);
-        }
-        log_debug("spawned %s as pid %d on channel %u", req->argv[0], pid, p->channel);
+        proc_start(a, p);
+        log_debug("spawned %s as pid %d on channel %u%s", req->argv[0], pid, p->channel,
+                  p->pty_fd >= 0 ? " on a pty" : "");
         return AGENT_RESPONDED;
 }

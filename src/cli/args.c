@@ -50,7 +50,17 @@ static int args_next_long(ForgectlArgs *a, const ForgectlOption *opts, const cha
         return o->id;
 }
 
-/* "-x", "-x value", "-xvalue" */
+/* "-it": every letter a known flag without a value. */
+static bool is_flag_bundle(const ForgectlOption *opts, const char *letters) {
+        for (const char *p = letters; *p; p++) {
+                const ForgectlOption *o = option_find_short(opts, *p);
+                if (!o || o->takes_value)
+                        return false;
+        }
+        return true;
+}
+
+/* "-x", "-x value", "-xvalue", and flags bundled as "-xy" */
 static int args_next_short(ForgectlArgs *a, const ForgectlOption *opts, const char *arg,
                            const char **ret_value) {
         const ForgectlOption *o = option_find_short(opts, arg[1]);
@@ -58,9 +68,10 @@ static int args_next_short(ForgectlArgs *a, const ForgectlOption *opts, const ch
         if (!o)
                 return forgectl_usage_error(a->cmd, "unknown option %s", arg);
         if (!o->takes_value) {
-                if (arg[2])
+                if (arg[2] && !is_flag_bundle(opts, arg + 1))
                         return forgectl_usage_error(a->cmd, "unknown option %s (give flags one by one)",
                                                     arg);
+                a->bundle = arg[2] ? arg + 2 : NULL;
                 return o->id;
         }
         if (arg[2])
@@ -76,6 +87,12 @@ int forgectl_args_next(ForgectlArgs *a, const ForgectlOption *opts, const char *
         const char *arg;
 
         *ret_value = NULL;
+        if (a->bundle) { /* the next letter of "-xy" (checked when the bundle was met) */
+                const ForgectlOption *o = option_find_short(opts, *a->bundle++);
+                if (!*a->bundle)
+                        a->bundle = NULL;
+                return o->id;
+        }
         if (a->index >= a->argc)
                 return FORGECTL_ARG_END;
         arg = a->argv[a->index++];

@@ -5,7 +5,7 @@
 
 #include "cli/forgectl.h"
 
-enum { EXEC_OPT_STDIN = 100 };
+enum { EXEC_OPT_STDIN = 100, EXEC_OPT_TTY };
 
 static void print_exec_help(void) {
         printf("Usage: forgectl exec [OPTIONS] ID [--] CMD [ARGS...]\n"
@@ -18,7 +18,13 @@ static void print_exec_help(void) {
                "  --cwd DIR           working directory\n"
                "  -e, --env K=V       environment variable (repeatable)\n"
                "  --timeout-ms N      kill the command after N milliseconds\n"
-               "  -i, --stdin         send our standard input to the command (UTF-8 text)\n");
+               "  -i, --stdin         stream our standard input to the command, and its\n"
+               "                      output back as it comes\n"
+               "  -t, --tty           run it on a terminal of our window's size, attached to\n"
+               "                      ours (raw mode; with -i our keys go to it)\n"
+               "\n"
+               "With -i or -t the command runs as a background process that forgectl follows,\n"
+               "with no timeout unless --timeout-ms says; an interrupted forgectl kills it.\n");
 }
 
 static void print_run_help(void) {
@@ -57,7 +63,8 @@ int forgectl_parse_exec(int argc, char **argv, ForgectlExecArgs *ret) {
         static const ForgectlOption options[] = {
                 {"help", 'h', false, FORGECTL_OPT_HELP}, {"cwd", 0, true, FORGECTL_OPT_CWD},
                 {"env", 'e', true, FORGECTL_OPT_ENV},    {"timeout-ms", 0, true, FORGECTL_OPT_TIMEOUT},
-                {"stdin", 'i', false, EXEC_OPT_STDIN},   {},
+                {"stdin", 'i', false, EXEC_OPT_STDIN},   {"tty", 't', false, EXEC_OPT_TTY},
+                {},
         };
         const char *value;
         ForgectlArgs a;
@@ -77,6 +84,8 @@ int forgectl_parse_exec(int argc, char **argv, ForgectlExecArgs *ret) {
                         r = forgectl_parse_long("exec", "timeout-ms", value, 1, &ret->options.timeout_ms);
                 else if (k == EXEC_OPT_STDIN)
                         ret->read_stdin = true;
+                else if (k == EXEC_OPT_TTY)
+                        ret->tty = true;
                 else if (k == FORGECTL_ARG_OPERAND && !ret->id)
                         ret->id = value;
                 else if (k == FORGECTL_ARG_OPERAND || k == FORGECTL_ARG_DASHDASH) {
@@ -224,6 +233,28 @@ static int shell_run(ForgeClient *c, const char *id, ForgectlExecArgs *a) {
         return r;
 }
 
+/* exec -i: a background process with stdin open, its output followed as it comes. */
+static int stream_run(ForgeClient *c, ForgectlExecArgs *a) {
+        ForgeProcessOptions o = {
+                .command = a->command,
+                .cwd = a->options.cwd,
+                .env = a->env,
+                .stdin_open = true,
+                .timeout_ms = a->options.timeout_ms,
+        };
+        ForgeClientError err = {};
+        ForgeProcess p = {};
+        long pid;
+        int r;
+
+        r = forge_process_start(c, a->id, &o, &p, &err);
+        if (r < 0)
+                return forgectl_report(&err, r);
+        pid = p.pid;
+        forge_process_clear(&p);
+        return forgectl_session_stream(c, a->id, pid, true, true);
+}
+
 int forgectl_cmd_exec(ForgectlContext *ctx, int argc, char **argv) {
         _cleanup_(forgectl_exec_args_done) ForgectlExecArgs args = {};
         ForgeClient *c;
@@ -234,8 +265,13 @@ int forgectl_cmd_exec(ForgectlContext *ctx, int argc, char **argv) {
                 return print_exec_help(), FORGECTL_EXIT_OK;
         if (r < 0)
                 return FORGECTL_EXIT_USAGE;
-        if (stdin_attach(&args) < 0 || forgectl_client(ctx, &c) < 0)
+        if (args.tty)
+                return forgectl_terminal_run(ctx, args.id, args.command, args.options.cwd, args.env,
+                                             args.options.timeout_ms, args.read_stdin);
+        if (forgectl_client(ctx, &c) < 0)
                 return FORGECTL_EXIT_FAILURE;
+        if (args.read_stdin)
+                return stream_run(c, &args);
         return shell_run(c, args.id, &args);
 }
 

@@ -20,6 +20,12 @@ static const ForgectlCommand commands[] = {
         {"get", forgectl_cmd_get, "show a sandbox as JSON"},
         {"rm", forgectl_cmd_rm, "destroy sandboxes, or remove a path in one (ID:PATH)"},
         {"mkdir", forgectl_cmd_mkdir, "make a directory in a sandbox (ID:PATH)"},
+        {"shell", forgectl_cmd_shell, "open an interactive shell in a sandbox"},
+        {"start", forgectl_cmd_start, "start a command in the background and print its pid"},
+        {"ps", forgectl_cmd_ps, "list a sandbox's background processes"},
+        {"logs", forgectl_cmd_logs, "print (-f: follow) a background process's output"},
+        {"kill", forgectl_cmd_kill, "kill a background process, or send it a signal"},
+        {"attach", forgectl_cmd_attach, "connect the terminal to a process started with --pty"},
         {"health", forgectl_cmd_health, "ask the server whether it is well"},
 };
 

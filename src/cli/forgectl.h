@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <termios.h>
 
 #include "basic/macros.h"
 #include "forge/forge.h"
@@ -47,7 +48,8 @@ typedef struct ForgectlArgs {
         const char *cmd; /* for messages */
         int argc;
         char **argv;
-        int index; /* next argv element to look at */
+        int index;          /* next argv element to look at */
+        const char *bundle; /* the rest of "-xy" after the flag returned last */
 } ForgectlArgs;
 
 /* Kept apart from option ids (> 0) and -errno values. */
@@ -97,6 +99,7 @@ typedef struct ForgectlExecArgs {
         ForgeRunOptions options;
         const char **env;
         bool read_stdin;
+        bool tty;      /* -t: run on a pseudo-terminal, attached to ours */
         char *command; /* the shell line, allocated */
 } ForgectlExecArgs;
 
@@ -152,6 +155,73 @@ int forgectl_parse_exec(int argc, char **argv, ForgectlExecArgs *ret);
 int forgectl_parse_run(int argc, char **argv, ForgectlRunArgs *ret);
 int forgectl_parse_cp(int argc, char **argv, ForgectlCpArgs *ret);
 
+/* start, shell, logs, kill */
+typedef struct ForgectlStartArgs {
+        const char *id;
+        ForgeProcessOptions options;
+        const char **env;
+        bool pty;
+        char *command; /* the shell line, allocated */
+} ForgectlStartArgs;
+
+typedef struct ForgectlShellArgs {
+        const char *id;
+        const char *cwd;
+        const char **env;
+} ForgectlShellArgs;
+
+typedef struct ForgectlLogsArgs {
+        const char *id;
+        long pid;
+        bool follow;
+} ForgectlLogsArgs;
+
+typedef struct ForgectlKillArgs {
+        const char *id;
+        long pid;
+        int signal; /* 0: kill the whole tree (DELETE) */
+} ForgectlKillArgs;
+
+void forgectl_start_args_done(ForgectlStartArgs *a);
+void forgectl_shell_args_done(ForgectlShellArgs *a);
+int forgectl_parse_start(int argc, char **argv, ForgectlStartArgs *ret);
+int forgectl_parse_shell(int argc, char **argv, ForgectlShellArgs *ret);
+int forgectl_parse_logs(int argc, char **argv, ForgectlLogsArgs *ret);
+int forgectl_parse_kill(int argc, char **argv, ForgectlKillArgs *ret);
+/* "TERM", "SIGTERM", "15" → 15; -EINVAL (reported) otherwise. */
+int forgectl_parse_signal(const char *cmd, const char *value, int *ret);
+int forgectl_parse_pid(const char *cmd, const char *value, long *ret);
+
+/* ---- tty.c: the local terminal ---- */
+
+/* What cfmakeraw does, spelled out: no line editing, echo, signals from keys, flow
+ * control or output processing (the remote pty does that); 8-bit, read returns at the
+ * first byte. */
+void forgectl_termios_make_raw(struct termios *t);
+/* Puts the terminal on fd in raw mode and remembers how it was; forgectl_tty_restore()
+ * (async-signal-safe, idempotent, also run at exit) puts it back. */
+int forgectl_tty_raw_enter(int fd);
+void forgectl_tty_restore(void);
+/* The window size of the first of fds that is a terminal; 24x80 if none is. */
+void forgectl_tty_size(const int *fds, size_t n, unsigned *ret_rows, unsigned *ret_cols);
+
+/* ---- session.c: a remote process wired to our stdin/stdout ---- */
+
+/* Attaches to process `pid` (started with a pty) and runs the terminal session until it
+ * exits: raw mode when stdin is a terminal and forwarded, SIGWINCH becomes a resize,
+ * SIGINT/SIGTERM/SIGHUP end the session (and, with kill_on_signal, the process). Returns
+ * the exit status to exit with. */
+int forgectl_session_attach(ForgeClient *c, const char *id, long pid, bool forward_stdin, bool kill_on_signal);
+/* For a process without a pty: follows its output to our stdout/stderr while a child
+ * process copies our stdin to its stdin (when forward_stdin). Returns the exit status. */
+int forgectl_session_stream(ForgeClient *c, const char *id, long pid, bool forward_stdin, bool kill_on_signal);
+/* Starts `command` on a pty of our window's size (TERM ours) and attaches to it; the
+ * process is killed if forgectl is. Returns the exit status. */
+int forgectl_terminal_run(ForgectlContext *ctx, const char *id, const char *command, const char *cwd,
+                          const char *const *env, long timeout_ms, bool forward_stdin);
+/* The exit status a finished process maps to (as forgectl_exit_status). */
+int forgectl_process_exit_status(const ForgeProcess *p);
+
 /* Each runs a command from its argv (argv[0] = the command name) and returns the exit
  * status. */
 int forgectl_cmd_create(ForgectlContext *ctx, int argc, char **argv);
@@ -163,5 +233,11 @@ int forgectl_cmd_exec(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_run(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_cp(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_mkdir(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_start(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_ps(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_logs(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_kill(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_shell(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_attach(ForgectlContext *ctx, int argc, char **argv);
 /* ls ID:PATH, reached through ls. */
 int forgectl_files_ls(ForgectlContext *ctx, const char *id, const char *path);

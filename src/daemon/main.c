@@ -17,6 +17,7 @@ typedef struct Options {
         const char *isolator;
         const char *agent_path;
         unsigned max_sandboxes;
+        uint64_t idle_timeout_ms;
         LogLevel log_level;
         bool log_json;
 } Options;
@@ -29,6 +30,8 @@ static void usage(FILE *f) {
               "  --isolator auto|ns     default isolator for new sandboxes (default auto)\n"
               "  --agent PATH           the static forge-agent (default: beside forged)\n"
               "  --max-sandboxes N      refuse creates past N sandboxes (default 256)\n"
+              "  --idle-timeout-ms N    close connections that send no complete request\n"
+              "                         head within N ms (default 60000)\n"
               "  --log-level LEVEL      error, warn, info or debug (default info)\n"
               "  --log-json             write log lines as JSON\n"
               "  --help, --version\n",
@@ -65,8 +68,10 @@ static int parse_options(int argc, char **argv, Options *o) {
                 {"isolator", required_argument, NULL, 'i'}, {"agent", required_argument, NULL, 'a'},
                 {"max-sandboxes", required_argument, NULL, 'm'}, {"log-level", required_argument, NULL, 'L'},
                 {"log-json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'h'},
+                {"idle-timeout-ms", required_argument, NULL, 't'},
                 {"version", no_argument, NULL, 'V'},        {0},
         };
+        char *end;
         int c;
 
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) >= 0)
@@ -87,7 +92,18 @@ static int parse_options(int argc, char **argv, Options *o) {
                         o->agent_path = optarg;
                         break;
                 case 'm':
-                        o->max_sandboxes = (unsigned) strtoul(optarg, NULL, 10);
+                        o->max_sandboxes = (unsigned) strtoul(optarg, &end, 10);
+                        if (*end || o->max_sandboxes == 0) {
+                                fprintf(stderr, "forged: --max-sandboxes wants a positive number\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case 't':
+                        o->idle_timeout_ms = strtoull(optarg, &end, 10);
+                        if (*end || o->idle_timeout_ms < 100) {
+                                fprintf(stderr, "forged: --idle-timeout-ms wants a number of ms >= 100\n");
+                                return -EINVAL;
+                        }
                         break;
                 case 'L':
                         if (log_level_from_string(optarg, &o->log_level) < 0) {
@@ -157,6 +173,7 @@ int main(int argc, char **argv) {
                 .state_dir = "/var/lib/forge",
                 .isolator = "auto",
                 .max_sandboxes = 256,
+                .idle_timeout_ms = 60 * 1000,
                 .log_level = LOG_LEVEL_INFO,
         };
         _cleanup_free_ char *agent_default = NULL;
@@ -164,7 +181,6 @@ int main(int argc, char **argv) {
                 .max_header_bytes = 64 * 1024,
                 .max_body_bytes = 64 * 1024 * 1024,
                 .max_connections = 1024,
-                .idle_timeout_ms = 60 * 1000,
         };
         ForgeError err = {0};
         ManagerConfig cfg;
@@ -177,6 +193,7 @@ int main(int argc, char **argv) {
         if (parse_options(argc, argv, &o) < 0)
                 return 2;
         log_setup(o.log_level, o.log_json);
+        limits.idle_timeout_ms = o.idle_timeout_ms;
         signal(SIGPIPE, SIG_IGN);
         if (!o.agent_path)
                 o.agent_path = agent_default = agent_path_default();

@@ -1,4 +1,5 @@
 /* The client object and the one place that talks HTTP (through libcurl). */
+#include <stdio.h>
 #include <string.h>
 
 #include "libforge/internal.h"
@@ -162,9 +163,16 @@ static int transfer_setup(ForgeClient *c, ForgeTransfer *t, TransferState *st, c
                 r = headers_add(headers, "Content-Type: application/octet-stream");
         else if (r >= 0)
                 r = headers_add(headers, "Content-Type:"); /* none, rather than curl's form type */
+        if (r >= 0 && t->accept) {
+                char line[128];
+                snprintf(line, sizeof(line), "Accept: %s", t->accept);
+                r = headers_add(headers, line);
+        }
         if (r < 0)
                 return r;
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, *headers);
+        if (t->buffer_size > 0)
+                curl_easy_setopt(h, CURLOPT_BUFFERSIZE, t->buffer_size);
 
         if (t->source) {
                 curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);

@@ -30,6 +30,9 @@ static const struct {
         {"no_space", ENOSPC},
         {"agent_unavailable", EHOSTUNREACH},
         {"internal", EIO},
+        {"process_not_found", ENOENT},
+        {"stdin_closed", EPIPE},
+        {"no_pty", ENOTTY},
 };
 
 static int errno_from_status(int status) {

@@ -61,6 +61,8 @@ typedef struct ForgeTransfer {
         int64_t source_size; /* -1: unknown (sent chunked) */
         ForgeSinkFn sink;    /* where 2xx bytes go; NULL: collected in `response` */
         void *sink_userdata;
+        const char *accept; /* an Accept header, or NULL */
+        long buffer_size;   /* libcurl's receive buffer, 0 for its default */
         /* filled by forge__transfer_perform */
         int status;
         char *response; /* the collected answer (always for non-2xx), NUL-terminated */
@@ -86,3 +88,37 @@ int forge__result_from_json(json_t *j, ForgeResult *ret, ForgeClientError *err);
 int forge__file_info_from_json(json_t *j, ForgeFileInfo *ret, ForgeClientError *err);
 /* Signal name ("SIGKILL" or "KILL") to number, 0 when unknown. */
 int forge__signal_from_name(const char *name);
+
+/* ---- sse.c: a Server-Sent Events parser (the WHATWG event-stream format) ----
+ *
+ * Fed any slicing of the stream; calls on_event once per dispatched event with its type
+ * ("message" when none was named) and its data lines joined by '\n'. Comments, `id` and
+ * `retry` are skipped. Lines end in CRLF, LF or CR. */
+typedef int (*ForgeSseEventFn)(const char *event, const char *data, size_t size, void *userdata);
+
+typedef struct ForgeSseParser {
+        ForgeSseEventFn on_event;
+        void *userdata;
+        size_t max_size;   /* of one line and of one event's data; beyond: -EMSGSIZE */
+        char *line;        /* a line cut by a chunk boundary */
+        size_t line_size, line_allocated;
+        char *data; /* the event being built: data lines, each followed by '\n' */
+        size_t data_size, data_allocated;
+        char event[64];
+        bool seen_data;  /* a data field came (it may have been empty) */
+        bool after_cr;   /* the last byte was a CR: an LF right after belongs to it */
+        bool started;    /* past a possible byte order mark */
+} ForgeSseParser;
+
+#define FORGE_SSE_MAX_DEFAULT (16u * 1024 * 1024)
+
+void forge__sse_init(ForgeSseParser *p, ForgeSseEventFn on_event, void *userdata);
+/* 0, or -EMSGSIZE, -ENOMEM, or the callback's negative return (the parser is then
+ * unusable). */
+int forge__sse_feed(ForgeSseParser *p, const char *bytes, size_t size);
+void forge__sse_done(ForgeSseParser *p);
+
+/* ---- process.c ---- */
+
+int forge__process_from_json(json_t *j, ForgeProcess *ret, ForgeClientError *err);
+/* Standard base64 of size bytes, NUL-terminated; NULL on allocation failure. */

@@ -255,6 +255,7 @@ int proto_hello_decode(const void *payload, size_t n, uint32_t *ret_version);
 #define PROTO_FEATURE_SPAWN "spawn"
 #define PROTO_FEATURE_FILES "files"
 #define PROTO_FEATURE_USAGE "usage"
+#define PROTO_FEATURE_PTY "pty"
 
 /* Encoders for the agent side (host side builds requests with the buf API). */
 int proto_stat_put(ProtoBuf *b, const ProtoStat *st); /* the stat fields as TLVs */

@@ -413,3 +413,11 @@ PS_SNIPPET = (
     "[ -n \"$c\" ] && echo \"${p#/proc/} $c\"; "
     "done; true"
 )
+
+
+def upper_dir(state_dir, sid):
+    """The host path of a sandbox's writable layer (read only, for assertions): inside its
+    disk-quota filesystem when it has one, else directly in the sandbox directory."""
+    base = os.path.join(state_dir, "sandboxes", sid)
+    quota = os.path.join(base, "disk", "upper")
+    return quota if os.path.isdir(quota) else os.path.join(base, "upper")

@@ -1,6 +1,7 @@
 """File routes: upload/download, PUT/GET/DELETE files, list, stat, mkdir (docs/api.md
 "Files"), and the file-API escape attempts of SECURITY.md U1-U3, U5-U7."""
 
+import http.client
 import base64
 import hashlib
 import os
@@ -391,3 +392,21 @@ def test_put_streamed_in_pieces(sandbox, client):
     assert r is not None and r.status == 200, r and r.describe()
     assert sent == 4 * MiB
     assert sandbox.get_file("/tmp/partial.bin") == b"z" * (4 * MiB)
+
+
+def test_failed_put_keeps_the_connection_usable(sandbox, client):
+    """A PUT the agent refuses (onto a directory) is answered, the rest of its body is
+    drained, and the same keep-alive connection carries the next requests."""
+    conn = http.client.HTTPConnection(client.host, client.port, timeout=10)
+    try:
+        for path, status in (("/root", 400), ("/tmp/after-failed-put", 200), ("/root", 400)):
+            conn.request("PUT", sandbox.path("/files?path=" + q(path)), body=b"x" * (256 * 1024))
+            r = conn.getresponse()
+            r.read()
+            assert r.status == status, (path, r.status)
+        conn.request("GET", "/health")
+        r = conn.getresponse()
+        assert r.status == 200 and b'"ok"' in r.read()
+    finally:
+        conn.close()
+    assert sandbox.get_file("/tmp/after-failed-put") == b"x" * (256 * 1024)

@@ -7,6 +7,7 @@
 #include "basic/error.h"
 #include "daemon/core/manager.h"
 #include "daemon/http/http.h"
+#include "proto/proto.h"
 
 #define FORGE_VERSION "0.1.0"
 
@@ -94,3 +95,26 @@ void api_files_delete(ApiCall *call);
 void api_files_list(ApiCall *call);
 void api_files_stat(ApiCall *call);
 void api_files_mkdir(ApiCall *call);
+void api_process_start(ApiCall *call);
+void api_process_list(ApiCall *call);
+void api_process_get(ApiCall *call);
+void api_process_kill(ApiCall *call);
+void api_process_output(ApiCall *call);
+void api_process_stdin(ApiCall *call);
+void api_process_signal(ApiCall *call);
+void api_process_attach(ApiCall *call);
+
+/* ---- output as JSON and Server-Sent Events (commands.c, processes.c) ---- */
+
+/* A JSON string of output bytes, invalid UTF-8 replaced. */
+json_t *api_output_json(const uint8_t *data, size_t len);
+/* "SIGKILL" for 9; null for 0. */
+json_t *api_signal_json(int sig);
+/* ?encoding=: absent (text) or base64; anything else is invalid_request. */
+int api_output_encoding(HttpRequest *req, bool *ret_base64, ForgeError *err);
+/* Sends output as a `stdout`/`stderr` event ({"data"} or {"data_base64"}); returns how
+ * many bytes it took. In text form an incomplete UTF-8 character at the end is left for
+ * the next call while more may come. */
+size_t api_sse_output(HttpRequest *req, ProtoStream stream, const uint8_t *data, size_t len, bool base64, bool more);
+/* Sends one event whose data is a JSON value (stolen). */
+int api_sse_json(HttpRequest *req, const char *event, json_t *data);

@@ -11,12 +11,22 @@
 
 #define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
 
+/* A streaming client that has this much unsent keeps the command waiting (its output
+ * credit is held back) until the connection drains. */
+#define STREAM_QUEUE_MAX (64 * 1024)
+
 typedef struct CommandCall {
         ApiCall *call;
         Exec *exec;
+        ExecCapture out, err;
+        /* Streaming (Accept: text/event-stream): events go out as output arrives. */
+        bool stream, base64, started;
+        uint8_t carry[2][4]; /* an incomplete UTF-8 sequence at the end of the last piece */
+        size_t carry_len[2];
+        size_t owed[2]; /* credit held back while the client is slow */
 } CommandCall;
 
-static json_t *output_json(const uint8_t *data, size_t len) {
+json_t *api_output_json(const uint8_t *data, size_t len) {
         size_t clean_len;
         char *clean = utf8_sanitize(data ? data : (const uint8_t *) "", len, &clean_len);
         json_t *j = clean ? json_stringn(clean, clean_len) : NULL;
@@ -25,7 +35,7 @@ static json_t *output_json(const uint8_t *data, size_t len) {
         return j;
 }
 
-static json_t *signal_json(int sig) {
+json_t *api_signal_json(int sig) {
         char name[32];
         const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
 
@@ -41,31 +51,118 @@ static json_t *signal_json(int sig) {
 /* Both spellings clients read: SandboX's camelCase and the snake_case of the rest. */
 static json_t *result_json(const ExecResult *res) {
         return json_pack("{s:b, s:o, s:o, s:i, s:i, s:I, s:I, s:b, s:b, s:b, s:o}", "success", res->exit_code == 0,
-                         "stdout", output_json(res->out, res->out_len), "stderr",
-                         output_json(res->err, res->err_len), "exitCode", res->exit_code, "exit_code",
+                         "stdout", api_output_json(res->out, res->out_len), "stderr",
+                         api_output_json(res->err, res->err_len), "exitCode", res->exit_code, "exit_code",
                          res->exit_code, "executionTime", (json_int_t) res->duration_ms, "execution_time_ms",
                          (json_int_t) res->duration_ms, "timedOut", res->timed_out, "truncated", res->truncated,
-                         "oomKilled", res->oom_killed, "signal", signal_json(res->signal));
+                         "oomKilled", res->oom_killed, "signal", api_signal_json(res->signal));
 }
 
-static void on_exec_done(void *userdata, const ExecResult *res, const ForgeError *err) {
-        CommandCall *cc = userdata;
-        ApiCall *call = cc->call;
-
+static void command_call_free(CommandCall *cc) {
+        http_response_on_drained(cc->call->req, NULL, NULL);
+        api_call_free(cc->call);
+        exec_capture_done(&cc->out);
+        exec_capture_done(&cc->err);
         free(cc);
-        if (!res)
-                return api_respond_error(call, err);
-        api_respond_json(call, 200, result_json(res));
 }
+
+static void on_spawned(void *userdata, int64_t pid) {
+        CommandCall *cc = userdata;
+
+        if (cc->stream && http_sse_begin(cc->call->req) >= 0)
+                cc->started = true;
+}
+
+/* Sends data (after what an earlier piece left over) as events; keeps an incomplete
+ * character at the end for the next piece unless this is the last. */
+static void stream_output(CommandCall *cc, ProtoStream stream, const uint8_t *data, size_t len, bool more) {
+        int i = stream == PROTO_STREAM_STDERR;
+        size_t total = cc->carry_len[i] + len, took;
+        uint8_t *joined = malloc(total ? total : 1);
+
+        if (!joined)
+                return;
+        memcpy(joined, cc->carry[i], cc->carry_len[i]);
+        if (len > 0)
+                memcpy(joined + cc->carry_len[i], data, len);
+        took = api_sse_output(cc->call->req, stream, joined, total, cc->base64, more);
+        cc->carry_len[i] = MIN(total - took, sizeof(cc->carry[i]));
+        memcpy(cc->carry[i], joined + took, cc->carry_len[i]);
+        free(joined);
+}
+
+static void on_stream_drained(HttpRequest *req, void *userdata) {
+        CommandCall *cc = userdata;
+
+        for (int i = 0; i < 2; i++) {
+                exec_credit(cc->exec, i ? PROTO_STREAM_STDERR : PROTO_STREAM_STDOUT, cc->owed[i]);
+                cc->owed[i] = 0;
+        }
+}
+
+static bool on_output(void *userdata, ProtoStream stream, const uint8_t *data, size_t len) {
+        CommandCall *cc = userdata;
+        HttpRequest *req = cc->call->req;
+
+        exec_capture_append(stream == PROTO_STREAM_STDERR ? &cc->err : &cc->out, data, len);
+        if (!cc->started)
+                return true;
+        stream_output(cc, stream, data, len, true);
+        if (http_response_pending(req) < STREAM_QUEUE_MAX)
+                return true;
+        /* The client reads slowly: the command waits for it, as the blocking shell's
+         * command would wait for forged. */
+        cc->owed[stream == PROTO_STREAM_STDERR] += len;
+        http_response_on_drained(req, on_stream_drained, cc);
+        return false;
+}
+
+static void stream_finish(CommandCall *cc, const ExecResult *res, const ForgeError *err) {
+        HttpRequest *req = cc->call->req;
+
+        stream_output(cc, PROTO_STREAM_STDOUT, NULL, 0, false);
+        stream_output(cc, PROTO_STREAM_STDERR, NULL, 0, false);
+        if (res)
+                api_sse_json(req, "exit", result_json(res));
+        else
+                api_sse_json(req, "error", json_pack("{s:s, s:s}", "error", err->message, "code", err->code));
+        http_response_end(req);
+}
+
+static void on_exec_exit(void *userdata, const ExecStatus *st, const ForgeError *err) {
+        CommandCall *cc = userdata;
+        ExecResult res;
+
+        cc->exec = NULL;
+        if (st)
+                res = exec_result(&cc->out, &cc->err, st);
+        if (cc->started)
+                stream_finish(cc, st ? &res : NULL, err);
+        else if (!st)
+                api_respond_error(TAKE_PTR(cc->call), err);
+        else
+                api_respond_json(TAKE_PTR(cc->call), 200, result_json(&res));
+        if (cc->call)
+                command_call_free(cc);
+        else {
+                exec_capture_done(&cc->out);
+                exec_capture_done(&cc->err);
+                free(cc);
+        }
+}
+
+static const ExecOps command_exec_ops = {
+        .on_spawned = on_spawned,
+        .on_output = on_output,
+        .on_exit = on_exec_exit,
+};
 
 static void on_client_gone(HttpRequest *req, void *userdata) {
         CommandCall *cc = userdata;
-        ApiCall *call = cc->call;
 
         /* The caller stopped waiting: the command dies with its request. */
-        exec_abandon(cc->exec);
-        free(cc);
-        api_call_free(call);
+        exec_abandon(TAKE_PTR(cc->exec));
+        command_call_free(cc);
 }
 
 /* The fields shell and execute share: cwd, env, timeout_ms, stdin. */
@@ -87,7 +184,7 @@ static int parse_common(ApiCall *call, ExecSpec *spec, ForgeError *err) {
         r = api_resolve_path(cwd ? cwd : call->sb->cwd, call->sb->cwd, &spec->cwd, err);
         if (r < 0)
                 return r;
-        spec->env = exec_build_env(call->sb, env);
+        spec->env = exec_build_env(call->sb, env, false);
         if (!spec->env)
                 return forge_error_set(err, ENOMEM, "internal", "out of memory");
         if (stdin_text) {
@@ -114,6 +211,8 @@ static char **argv_new(const char *a, const char *b, const char *c) {
 
 static void command_run(ApiCall *call, ExecSpec *spec) {
         CommandCall *cc = calloc(1, sizeof(*cc));
+        const char *accept = http_request_header(call->req, "Accept");
+        const char *encoding = http_request_query(call->req, "encoding", NULL);
         ForgeError err = {0};
 
         if (!cc) {
@@ -121,7 +220,9 @@ static void command_run(ApiCall *call, ExecSpec *spec) {
                 return api_fail(call, "internal", "out of memory");
         }
         cc->call = call;
-        if (exec_start(call->api->manager, call->sb, spec, on_exec_done, cc, &cc->exec, &err) < 0) {
+        cc->stream = accept && strstr(accept, "text/event-stream");
+        cc->base64 = encoding && strcmp(encoding, "base64") == 0;
+        if (exec_start(call->api->manager, call->sb, spec, &command_exec_ops, cc, &cc->exec, &err) < 0) {
                 free(cc);
                 return api_respond_error(call, &err);
         }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "basic/base64.h"
+#include "basic/fault.h"
 #include "basic/time-util.h"
 #include "daemon/agentc.h"
 #include "daemon/api/api.h"
@@ -231,7 +232,14 @@ static void on_upload_writable(void *userdata) {
 static void on_upload_done(void *userdata, int status, int64_t size, const ForgeError *err) {
         Upload *u = userdata;
 
+        FAULT_POINT("upload.committed");
         u->writer_done = true;
+        if (u->held) {
+                /* Reading was paused for want of credit: let the rest of the body drain so
+                 * the connection can carry the next request. */
+                free(TAKE_PTR(u->held));
+                http_request_resume(u->call->req);
+        }
         u->responded = true;
         if (status < 0)
                 api_respond_error(u->call, err);
@@ -252,6 +260,7 @@ static void on_upload_chunk(HttpRequest *req, const char *data, size_t len, void
         if (u->writer_done)
                 return; /* the agent already refused the file; the rest is dropped */
         n = u->held ? 0 : file_writer_write(u->writer, data, len);
+        FAULT_POINT("upload.chunk_sent");
         if (n == len)
                 return;
         /* No credit: keep the rest and stop reading until the agent catches up. */
@@ -272,6 +281,7 @@ static void on_upload_chunk(HttpRequest *req, const char *data, size_t len, void
 static void on_upload_end(HttpRequest *req, int status, void *userdata) {
         Upload *u = userdata;
 
+        FAULT_POINT("upload.body_received");
         u->body_done = true;
         if (status < 0 && !u->writer_done) {
                 /* The client broke off: the partial file must not replace the old one. */

@@ -22,10 +22,19 @@ static const ApiRoute routes[] = {
         {"GET", "v1/sandboxes/*/files/list", api_files_list, API_BODY_NONE, true},
         {"GET", "v1/sandboxes/*/files/stat", api_files_stat, API_BODY_NONE, true},
         {"POST", "v1/sandboxes/*/files/mkdir", api_files_mkdir, API_BODY_JSON, true},
+        {"POST", "v1/sandboxes/*/processes", api_process_start, API_BODY_JSON, true},
+        {"GET", "v1/sandboxes/*/processes", api_process_list, API_BODY_NONE, false},
+        {"GET", "v1/sandboxes/*/processes/+", api_process_get, API_BODY_NONE, false},
+        {"DELETE", "v1/sandboxes/*/processes/+", api_process_kill, API_BODY_NONE, false},
+        {"GET", "v1/sandboxes/*/processes/+/output", api_process_output, API_BODY_NONE, false},
+        {"POST", "v1/sandboxes/*/processes/+/stdin", api_process_stdin, API_BODY_JSON, false},
+        {"POST", "v1/sandboxes/*/processes/+/signal", api_process_signal, API_BODY_JSON, false},
+        {"GET", "v1/sandboxes/*/processes/+/attach", api_process_attach, API_BODY_NONE, false},
 };
 
 /* Compares one pattern with a path (both without the leading '/'); "*" matches one
- * non-empty segment, copied to ret_id. A trailing '/' on the path is ignored. */
+ * non-empty segment, copied to ret_id; "+" matches one non-empty segment the handler
+ * reads itself (a process's pid). A trailing '/' on the path is ignored. */
 static bool pattern_matches(const char *pattern, const char *path, char *ret_id, size_t id_size) {
         while (*pattern) {
                 size_t seg = strcspn(path, "/");
@@ -35,6 +44,10 @@ static bool pattern_matches(const char *pattern, const char *path, char *ret_id,
                                 return false;
                         memcpy(ret_id, path, seg);
                         ret_id[seg] = 0;
+                        pattern++;
+                } else if (*pattern == '+') {
+                        if (seg == 0)
+                                return false;
                         pattern++;
                 } else {
                         size_t plen = strcspn(pattern, "/");

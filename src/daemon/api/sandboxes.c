@@ -7,6 +7,8 @@
 #define DEFAULT_CPUS_MILLI 1000
 #define DEFAULT_MEMORY_MB 512
 #define DEFAULT_PIDS 256
+/* A sparse ext4 image: it costs what is written, up to this. */
+#define DEFAULT_DISK_MB 4096
 #define DEFAULT_TIMEOUT_MS 60000
 
 void api_health(ApiCall *call) {
@@ -36,13 +38,14 @@ static int parse_cpus(json_t *limits, int64_t *ret, ForgeError *err) {
 }
 
 static int parse_limits(json_t *body, SandboxLimits *l, ForgeError *err) {
-        static const char *const fields[] = {"cpus", "memory_mb", "pids", "timeout_ms", NULL};
+        static const char *const fields[] = {"cpus", "memory_mb", "disk_mb", "pids", "timeout_ms", NULL};
         json_t *limits = json_object_get(body, "limits");
         int r;
 
         *l = (SandboxLimits){
                 .cpus_milli = DEFAULT_CPUS_MILLI,
                 .memory_mb = DEFAULT_MEMORY_MB,
+                .disk_mb = DEFAULT_DISK_MB,
                 .pids = DEFAULT_PIDS,
                 .timeout_ms = DEFAULT_TIMEOUT_MS,
         };
@@ -50,14 +53,13 @@ static int parse_limits(json_t *body, SandboxLimits *l, ForgeError *err) {
                 return 0;
         if (!json_is_object(limits))
                 return forge_error_set(err, EINVAL, "invalid_request", "'limits' must be an object");
-        if (json_object_get(limits, "disk_mb"))
-                return forge_error_set(err, EINVAL, "invalid_request",
-                                       "'limits.disk_mb' is not enforced by this version of forged yet");
         r = json_only_fields(limits, fields, "limits.", err);
         if (r >= 0)
                 r = parse_cpus(limits, &l->cpus_milli, err);
         if (r >= 0)
                 r = json_get_int(limits, "memory_mb", 16, 1024 * 1024, &l->memory_mb, err);
+        if (r >= 0)
+                r = json_get_int(limits, "disk_mb", 32, 1024 * 1024, &l->disk_mb, err);
         if (r >= 0)
                 r = json_get_int(limits, "pids", 8, 1 << 22, &l->pids, err);
         if (r >= 0)

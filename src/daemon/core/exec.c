@@ -9,10 +9,15 @@
 #include "daemon/agentc.h"
 #include "daemon/core/files.h"
 
-typedef struct Capture {
+/* Bytes queued for stdin, in order; done runs once they are with the agent. */
+typedef struct StdinChunk {
+        struct StdinChunk *next;
         uint8_t *data;
-        size_t len, cap;
-} Capture;
+        size_t len, off;
+        bool close;
+        ExecStdinDone done;
+        void *userdata;
+} StdinChunk;
 
 struct Exec {
         unsigned n_ref;
@@ -24,12 +29,13 @@ struct Exec {
         uv_timer_t *timer;
         int64_t started_ms;
         uint64_t oom_before;
-        size_t stdin_sent, stdin_credit;
-        bool stdin_closed;
-        Capture out, err;
-        bool truncated;
-        bool finished; /* done ran, or the caller abandoned us */
-        ExecDone done;
+        bool spawned;       /* the agent answered the SPAWN: stdin may flow */
+        StdinChunk *stdin_head, *stdin_tail;
+        size_t stdin_credit;
+        bool stdin_wanted;  /* the agent opened a stdin for the command */
+        bool stdin_closing; /* a close is queued or sent: no more writes */
+        bool finished;      /* on_exit ran, or the caller abandoned us */
+        const ExecOps *ops;
         void *userdata;
 };
 
@@ -53,7 +59,7 @@ static int env_put(json_t *env, const char *key, const char *value) {
         return json_object_set_new(env, key, json_string(value));
 }
 
-char **exec_build_env(const Sandbox *sb, json_t *extra) {
+char **exec_build_env(const Sandbox *sb, json_t *extra, bool tty) {
         json_t *env = json_object(), *v;
         const char *key;
         char **ret = NULL;
@@ -67,7 +73,7 @@ char **exec_build_env(const Sandbox *sb, json_t *extra) {
         env_put(env, "LOGNAME", "root");
         env_put(env, "SHELL", "/bin/sh");
         env_put(env, "LANG", "C.UTF-8");
-        env_put(env, "TERM", "dumb");
+        env_put(env, "TERM", tty ? "xterm-256color" : "dumb");
         env_put(env, "HOSTNAME", sb->id);
         json_object_update(env, sb->env);
         if (extra)
@@ -85,17 +91,77 @@ char **exec_build_env(const Sandbox *sb, json_t *extra) {
         return ret;
 }
 
+/* ---- capture ---- */
+
+void exec_capture_append(ExecCapture *c, const uint8_t *data, size_t len) {
+        size_t take = MIN(len, (size_t) EXEC_OUTPUT_CAP - c->len);
+
+        if (take < len)
+                c->truncated = true;
+        if (take == 0)
+                return;
+        if (c->len + take > c->cap) {
+                size_t cap = MIN(MAX(c->cap * 2, c->len + take), (size_t) EXEC_OUTPUT_CAP);
+                uint8_t *grown = realloc(c->data, cap);
+
+                if (!grown) {
+                        c->truncated = true;
+                        return;
+                }
+                c->data = grown;
+                c->cap = cap;
+        }
+        memcpy(c->data + c->len, data, take);
+        c->len += take;
+}
+
+void exec_capture_done(ExecCapture *c) {
+        free(c->data);
+        *c = (ExecCapture){0};
+}
+
+ExecResult exec_result(const ExecCapture *out, const ExecCapture *err, const ExecStatus *status) {
+        return (ExecResult){
+                .out = out->data,
+                .err = err->data,
+                .out_len = out->len,
+                .err_len = err->len,
+                .truncated = out->truncated || err->truncated,
+                .timed_out = status->timed_out,
+                .oom_killed = status->oom_killed,
+                .exit_code = status->exit_code,
+                .signal = status->signal,
+                .duration_ms = status->duration_ms,
+        };
+}
+
+/* ---- lifetime ---- */
+
 static Exec *exec_ref(Exec *e) {
         e->n_ref++;
         return e;
 }
 
+/* Queued stdin that will never be sent: tell its writers. */
+static void stdin_fail_all(Exec *e) {
+        while (e->stdin_head) {
+                StdinChunk *c = e->stdin_head;
+
+                e->stdin_head = c->next;
+                if (c->done)
+                        c->done(c->userdata, -EPIPE);
+                free(c->data);
+                free(c);
+        }
+        e->stdin_tail = NULL;
+        e->stdin_closing = true;
+}
+
 static void exec_unref(Exec *e) {
         if (--e->n_ref > 0)
                 return;
+        stdin_fail_all(e);
         exec_spec_done(&e->spec);
-        free(e->out.data);
-        free(e->err.data);
         agentc_unref(e->conn);
         sandbox_unref(e->sb);
         free(e);
@@ -108,7 +174,7 @@ static void on_timer_closed(uv_handle_t *h) {
         exec_unref(e);
 }
 
-static void on_remove_reply(void *userdata, const ProtoResponse *resp) {
+static void on_ignored_reply(void *userdata, const ProtoResponse *resp) {
 }
 
 static void code_file_remove(Exec *e) {
@@ -118,11 +184,11 @@ static void code_file_remove(Exec *e) {
                 return;
         agentc_request_begin(e->conn, &b, PROTO_OP_REMOVE);
         proto_buf_put_str(&b, PROTO_TAG_PATH, e->spec.code_path);
-        agentc_request_send(e->conn, &b, on_remove_reply, NULL);
+        agentc_request_send(e->conn, &b, on_ignored_reply, NULL);
 }
 
 /* Ends the command once: stops the timer, releases the channel, reports. */
-static void exec_finish(Exec *e, const ExecResult *res, const ForgeError *err) {
+static void exec_finish(Exec *e, const ExecStatus *status, const ForgeError *err) {
         bool tell = !e->finished;
 
         e->finished = true;
@@ -136,8 +202,9 @@ static void exec_finish(Exec *e, const ExecResult *res, const ForgeError *err) {
                 exec_unref(e);
         }
         code_file_remove(e);
+        stdin_fail_all(e);
         if (tell) {
-                e->done(e->userdata, res, err);
+                e->ops->on_exit(e->userdata, status, err);
                 exec_unref(e); /* the caller's reference */
         }
 }
@@ -152,62 +219,43 @@ static uint64_t oom_count(Exec *e) {
         return u.oom_kills;
 }
 
-static void capture_append(Exec *e, Capture *c, const uint8_t *data, size_t len) {
-        size_t take = MIN(len, (size_t) EXEC_OUTPUT_CAP - c->len);
-
-        if (take < len)
-                e->truncated = true;
-        if (take == 0)
-                return;
-        if (c->len + take > c->cap) {
-                size_t cap = MIN(MAX(c->cap * 2, c->len + take), (size_t) EXEC_OUTPUT_CAP);
-                uint8_t *grown = realloc(c->data, cap);
-
-                if (!grown) {
-                        e->truncated = true;
-                        return;
-                }
-                c->data = grown;
-                c->cap = cap;
-        }
-        memcpy(c->data + c->len, data, take);
-        c->len += take;
-}
-
-/* What was captured so far; the caller adds how the command ended. */
-static ExecResult exec_result(const Exec *e) {
-        return (ExecResult){
-                .out = e->out.data,
-                .err = e->err.data,
-                .out_len = e->out.len,
-                .err_len = e->err.len,
-                .truncated = e->truncated,
-                .duration_ms = time_mono_ms() - e->started_ms,
-        };
-}
+/* ---- the channel ---- */
 
 static void on_data(void *userdata, ProtoStream stream, const uint8_t *data, size_t len) {
         Exec *e = userdata;
+        bool credit = true;
 
-        capture_append(e, stream == PROTO_STREAM_STDERR ? &e->err : &e->out, data, len);
-        /* Output past the cap is dropped, but still credited: the command must not block. */
-        agentc_send_credit(e->conn, e->channel, stream, (uint32_t) len);
+        if (!e->finished) {
+                exec_ref(e);
+                credit = e->ops->on_output(e->userdata, stream, data, len);
+                exec_unref(e);
+        }
+        /* Unless the caller holds it back, output is credited at once: whatever the
+         * caller keeps, the command never blocks on forged. */
+        if (credit && e->channel)
+                agentc_send_credit(e->conn, e->channel, stream, (uint32_t) len);
 }
 
 static void stdin_pump(Exec *e) {
-        size_t left = e->spec.stdin_len - e->stdin_sent;
-        size_t n = MIN(left, e->stdin_credit);
+        while (e->stdin_head && e->spawned && e->channel) {
+                StdinChunk *c = e->stdin_head;
+                size_t n = MIN(c->len - c->off, e->stdin_credit);
 
-        if (e->stdin_closed || !e->spec.stdin_data)
-                return;
-        if (n > 0 && agentc_send_data(e->conn, e->channel, PROTO_STREAM_STDIN, e->spec.stdin_data + e->stdin_sent,
-                                      n) == 0) {
-                e->stdin_sent += n;
-                e->stdin_credit -= n;
-        }
-        if (e->stdin_sent == e->spec.stdin_len) {
-                e->stdin_closed = true;
-                agentc_send_eof(e->conn, e->channel, PROTO_STREAM_STDIN);
+                if (n > 0 && agentc_send_data(e->conn, e->channel, PROTO_STREAM_STDIN, c->data + c->off, n) == 0) {
+                        c->off += n;
+                        e->stdin_credit -= n;
+                }
+                if (c->off < c->len)
+                        return;
+                if (c->close)
+                        agentc_send_eof(e->conn, e->channel, PROTO_STREAM_STDIN);
+                e->stdin_head = c->next;
+                if (!e->stdin_head)
+                        e->stdin_tail = NULL;
+                if (c->done)
+                        c->done(c->userdata, 0);
+                free(c->data);
+                free(c);
         }
 }
 
@@ -217,27 +265,36 @@ static void on_credit(void *userdata, ProtoStream stream, uint32_t bytes) {
         if (stream != PROTO_STREAM_STDIN)
                 return;
         e->stdin_credit += bytes;
+        exec_ref(e);
         stdin_pump(e);
+        exec_unref(e);
+}
+
+static ExecStatus status_from_exit(Exec *e, const ProtoExit *ex) {
+        ExecStatus st = {
+                .timed_out = ex->timed_out != 0,
+                .signal = (int) ex->signal,
+                .duration_ms = time_mono_ms() - e->started_ms,
+        };
+
+        if (st.timed_out)
+                st.exit_code = 124;
+        else if (ex->signal > 0)
+                st.exit_code = 128 + (int) ex->signal;
+        else
+                st.exit_code = (int) ex->exit_code;
+        /* The kill often lands on a child (sh -c python3 ...), so the command itself may
+         * just exit 137: any OOM kill in the sandbox while it ran counts. */
+        st.oom_killed = !st.timed_out && oom_count(e) > e->oom_before;
+        return st;
 }
 
 static void on_exit_event(void *userdata, const ProtoExit *ex) {
         Exec *e = userdata;
-        ExecResult res = exec_result(e);
+        ExecStatus st = status_from_exit(e, ex);
 
-        res.timed_out = ex->timed_out != 0;
-        res.signal = (int) ex->signal;
-
-        if (res.timed_out)
-                res.exit_code = 124;
-        else if (ex->signal > 0)
-                res.exit_code = 128 + (int) ex->signal;
-        else
-                res.exit_code = (int) ex->exit_code;
-        /* The kill often lands on a child (sh -c python3 ...), so the command itself may
-         * just exit 137: any OOM kill in the sandbox while it ran counts. */
-        res.oom_killed = !res.timed_out && oom_count(e) > e->oom_before;
         exec_ref(e);
-        exec_finish(e, &res, NULL);
+        exec_finish(e, &st, NULL);
         exec_unref(e);
 }
 
@@ -245,11 +302,10 @@ static void on_lost(void *userdata) {
         Exec *e = userdata;
         ForgeError err = {0};
 
+        /* The channel's reference, now ours, keeps e alive through exec_finish. */
         e->channel = 0;
         forge_error_set(&err, ECONNRESET, "agent_unavailable", "the sandbox's agent went away mid-command");
-        exec_ref(e);
         exec_finish(e, NULL, &err);
-        exec_unref(e); /* the channel's reference */
         exec_unref(e);
 }
 
@@ -260,31 +316,76 @@ static const AgentChannelOps exec_channel_ops = {
         .on_lost = on_lost,
 };
 
-static void send_kill(Exec *e) {
+/* ---- control ---- */
+
+int exec_signal(Exec *e, int sig) {
         ProtoBuf b = {0};
 
-        if (!e->channel)
-                return;
+        if (!e || !e->channel)
+                return -ESRCH;
         agentc_request_begin(e->conn, &b, PROTO_OP_SIGNAL);
         proto_buf_put_int(&b, PROTO_TAG_CHANNEL, e->channel);
-        proto_buf_put_int(&b, PROTO_TAG_SIGNAL, SIGKILL);
-        agentc_request_send(e->conn, &b, on_remove_reply, NULL);
+        proto_buf_put_int(&b, PROTO_TAG_SIGNAL, sig);
+        return agentc_request_send(e->conn, &b, on_ignored_reply, NULL);
+}
+
+int exec_resize(Exec *e, unsigned rows, unsigned cols) {
+        ProtoBuf b = {0};
+
+        if (!e || !e->channel)
+                return -ESRCH;
+        if (!e->spec.pty_rows)
+                return -ENOTTY;
+        agentc_request_begin(e->conn, &b, PROTO_OP_RESIZE);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, e->channel);
+        proto_buf_put_int(&b, PROTO_TAG_PTY_ROWS, rows);
+        proto_buf_put_int(&b, PROTO_TAG_PTY_COLS, cols);
+        return agentc_request_send(e->conn, &b, on_ignored_reply, NULL);
+}
+
+void exec_credit(Exec *e, ProtoStream stream, size_t len) {
+        if (e && e->channel && len > 0)
+                agentc_send_credit(e->conn, e->channel, stream, (uint32_t) MIN(len, (size_t) UINT32_MAX));
+}
+
+int exec_write_stdin(Exec *e, const void *data, size_t len, bool close, ExecStdinDone done, void *userdata) {
+        StdinChunk *c;
+
+        if (!e || e->finished || !e->stdin_wanted || e->stdin_closing)
+                return -EPIPE;
+        c = calloc(1, sizeof(*c));
+        if (!c || (len > 0 && !(c->data = malloc(len)))) {
+                free(c);
+                return -ENOMEM;
+        }
+        if (len > 0)
+                memcpy(c->data, data, len);
+        *c = (StdinChunk){.data = c->data, .len = len, .close = close, .done = done, .userdata = userdata};
+        if (e->stdin_tail)
+                e->stdin_tail->next = c;
+        else
+                e->stdin_head = c;
+        e->stdin_tail = c;
+        e->stdin_closing = close;
+        exec_ref(e);
+        stdin_pump(e);
+        exec_unref(e);
+        return 0;
 }
 
 /* The agent enforces the timeout; this fires only if it failed to report in time. */
 static void on_backstop(uv_timer_t *t) {
         Exec *e = t->data;
-        ExecResult res = exec_result(e);
-
-        res.timed_out = true;
-        res.exit_code = 124;
+        ExecStatus st = {.timed_out = true, .exit_code = 124, .duration_ms = time_mono_ms() - e->started_ms};
 
         log_sb_warn(e->sb->id, 0, "agent did not report a timed-out command; killing it");
-        send_kill(e);
+        exec_signal(e, SIGKILL);
         exec_ref(e);
-        exec_finish(e, &res, NULL);
+        exec_finish(e, &st, NULL);
         exec_unref(e);
 }
+
+/* ---- starting ---- */
 
 static void on_spawn_reply(void *userdata, const ProtoResponse *resp) {
         Exec *e = userdata;
@@ -295,8 +396,13 @@ static void on_spawn_reply(void *userdata, const ProtoResponse *resp) {
                                 "cannot start '%s': %s", e->spec.argv[0],
                                 resp->message ? resp->message : strerror(-resp->status));
                 exec_finish(e, NULL, &err);
-        } else if (!e->finished)
-                stdin_pump(e);
+        } else if (!e->finished) {
+                e->spawned = true;
+                if (e->ops->on_spawned)
+                        e->ops->on_spawned(e->userdata, resp->pid);
+                if (!e->finished)
+                        stdin_pump(e);
+        }
         exec_unref(e);
 }
 
@@ -318,6 +424,23 @@ static int timer_start(Exec *e) {
         return uv_timer_start(e->timer, on_backstop, (uint64_t) ms + EXEC_TIMEOUT_GRACE_MS, 0);
 }
 
+static void spawn_request_build(Exec *e, ProtoBuf *b) {
+        agentc_request_begin(e->conn, b, PROTO_OP_SPAWN);
+        for (char **a = e->spec.argv; *a; a++)
+                proto_buf_put_str(b, PROTO_TAG_ARGV, *a);
+        for (char **v = e->spec.env; *v; v++)
+                proto_buf_put_str(b, PROTO_TAG_ENV, *v);
+        proto_buf_put_str(b, PROTO_TAG_CWD, e->spec.cwd);
+        proto_buf_put_int(b, PROTO_TAG_CHANNEL, e->channel);
+        proto_buf_put_int(b, PROTO_TAG_STDIN, e->stdin_wanted);
+        if (e->spec.pty_rows) {
+                proto_buf_put_int(b, PROTO_TAG_PTY_ROWS, e->spec.pty_rows);
+                proto_buf_put_int(b, PROTO_TAG_PTY_COLS, e->spec.pty_cols);
+        }
+        if (e->spec.timeout_ms > 0)
+                proto_buf_put_int(b, PROTO_TAG_TIMEOUT_MS, e->spec.timeout_ms);
+}
+
 static int exec_spawn(Exec *e) {
         ProtoBuf b = {0};
         int r;
@@ -327,16 +450,7 @@ static int exec_spawn(Exec *e) {
                 exec_unref(e);
                 return -ENOMEM;
         }
-        agentc_request_begin(e->conn, &b, PROTO_OP_SPAWN);
-        for (char **a = e->spec.argv; *a; a++)
-                proto_buf_put_str(&b, PROTO_TAG_ARGV, *a);
-        for (char **v = e->spec.env; *v; v++)
-                proto_buf_put_str(&b, PROTO_TAG_ENV, *v);
-        proto_buf_put_str(&b, PROTO_TAG_CWD, e->spec.cwd);
-        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, e->channel);
-        proto_buf_put_int(&b, PROTO_TAG_STDIN, e->spec.stdin_data != NULL);
-        if (e->spec.timeout_ms > 0)
-                proto_buf_put_int(&b, PROTO_TAG_TIMEOUT_MS, e->spec.timeout_ms);
+        spawn_request_build(e, &b);
         e->oom_before = oom_count(e);
         e->started_ms = time_mono_ms();
         r = agentc_request_send(e->conn, &b, on_spawn_reply, exec_ref(e));
@@ -365,7 +479,23 @@ static void on_code_written(void *userdata, int status, int64_t size, const Forg
         exec_unref(e);
 }
 
-int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, ExecDone done, void *userdata, Exec **ret,
+/* The initial stdin of spec becomes the first queued chunk, closing stdin after it. */
+static int stdin_setup(Exec *e) {
+        StdinChunk *c;
+
+        e->stdin_wanted = e->spec.stdin_data || e->spec.stdin_open || e->spec.pty_rows;
+        if (!e->spec.stdin_data)
+                return 0;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (StdinChunk){.data = TAKE_PTR(e->spec.stdin_data), .len = e->spec.stdin_len, .close = true};
+        e->stdin_head = e->stdin_tail = c;
+        e->stdin_closing = true;
+        return 0;
+}
+
+int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, const ExecOps *ops, void *userdata, Exec **ret,
                ForgeError *err) {
         Exec *e = calloc(1, sizeof(*e));
         AgentConn *conn;
@@ -380,9 +510,13 @@ int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, ExecDone done, void *use
         e->sb = sandbox_ref(sb);
         e->spec = *spec;
         *spec = (ExecSpec){0};
-        e->done = done;
+        e->ops = ops;
         e->userdata = userdata;
-        r = manager_agent(m, sb, &conn, err);
+        r = stdin_setup(e);
+        if (r >= 0)
+                r = manager_agent(m, sb, &conn, err);
+        else
+                forge_error_set(err, r, "internal", "out of memory");
         if (r < 0) {
                 exec_unref(e);
                 return r;
@@ -394,14 +528,16 @@ int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, ExecDone done, void *use
         else
                 r = exec_spawn(e);
         if (r < 0) {
-                if (e->spec.code_path)
-                        exec_unref(e); /* the reference handed to on_code_written */
+                /* Ours, plus the ones handed to on_code_written and to the channel. */
+                unsigned drop = 1 + (e->spec.code_path != NULL);
+
                 e->finished = true;
                 if (e->channel) {
                         agentc_channel_close(conn, e->channel);
                         e->channel = 0;
-                        exec_unref(e);
+                        drop++;
                 }
+                e->n_ref -= drop - 1;
                 exec_unref(e);
                 return forge_error_set(err, r, "agent_unavailable", "cannot start the command");
         }
@@ -413,6 +549,7 @@ void exec_abandon(Exec *e) {
         if (!e || e->finished)
                 return;
         e->finished = true;
-        send_kill(e);
+        exec_signal(e, SIGKILL);
+        stdin_fail_all(e);
         exec_unref(e);
 }

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "basic/fault.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/rm-rf.h"
@@ -72,6 +73,8 @@ void manager_free(Manager *m) {
                 sandbox_unref(m->sandboxes[i]);
         }
         free(m->sandboxes);
+        if (m->default_isolator)
+                m->default_isolator->fini();
         json_decref(m->host_image);
         free(m->host_rootfs);
         free(m->state_dir);
@@ -207,9 +210,12 @@ static void work_create(uv_work_t *w) {
         Job *job = w->data;
         const IsolatorOps *iso = job->sb->isolator;
 
+        FAULT_POINT("create.before_isolator_create");
         job->r = iso->create(&job->plan, &job->err);
+        FAULT_POINT("create.after_isolator_create");
         if (job->r >= 0)
                 job->r = iso->start(&job->plan, &job->err);
+        FAULT_POINT("create.after_start");
         if (job->r < 0)
                 iso->destroy(&job->plan);
 }
@@ -228,7 +234,9 @@ static void after_create(uv_work_t *w, int status) {
                 job->done(sb, &job->err, job->userdata);
         } else {
                 sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
+                FAULT_POINT("create.before_save_running");
                 manager_save(m, sb);
+                FAULT_POINT("create.after_save_running");
                 log_sb_info(sb->id, "running (image %s, isolator %s)", sb->image, sb->isolator->name);
                 job->done(sb, NULL, job->userdata);
         }
@@ -258,7 +266,9 @@ int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *u
                 return forge_error_set(err, r, "at_capacity", "no free uid range is left");
         if (mkdir(sb->dir, 0700) < 0)
                 return forge_error_set(err, errno, "internal", "cannot create %s", sb->dir);
+        FAULT_POINT("create.dir_made");
         r = manager_save(m, sb);
+        FAULT_POINT("create.record_saved");
         if (r >= 0)
                 r = registry_add(m, sb);
         job = r >= 0 ? calloc(1, sizeof(*job)) : NULL;
@@ -287,7 +297,9 @@ static void work_destroy(uv_work_t *w) {
         Job *job = w->data;
         const IsolatorOps *iso = job->sb->isolator;
 
+        FAULT_POINT("destroy.before_isolator_destroy");
         job->r = iso->destroy(&job->plan);
+        FAULT_POINT("destroy.after_isolator_destroy");
         if (job->r >= 0)
                 job->r = rm_rf(job->dir);
 }

@@ -6,6 +6,7 @@
 #include "daemon/agentc.h"
 #include "daemon/core/images.h"
 #include "daemon/core/manager.h"
+#include "daemon/core/process.h"
 #include "basic/time-util.h"
 
 static const char *const state_names[_SANDBOX_STATE_MAX] = {
@@ -42,6 +43,7 @@ Sandbox *sandbox_ref(Sandbox *sb) {
 Sandbox *sandbox_unref(Sandbox *sb) {
         if (!sb || --sb->n_ref > 0)
                 return NULL;
+        process_table_free(sb->processes);
         agentc_unref(sb->agent);
         free(sb->dir);
         free(sb->reason);
@@ -79,9 +81,9 @@ void sandbox_set_state(Sandbox *sb, SandboxState state, const char *reason) {
 }
 
 static json_t *limits_to_json(const SandboxLimits *l) {
-        return json_pack("{s:f, s:I, s:I, s:I}", "cpus", (double) l->cpus_milli / 1000.0, "memory_mb",
-                         (json_int_t) l->memory_mb, "pids", (json_int_t) l->pids, "timeout_ms",
-                         (json_int_t) l->timeout_ms);
+        return json_pack("{s:f, s:I, s:I, s:I, s:I}", "cpus", (double) l->cpus_milli / 1000.0, "memory_mb",
+                         (json_int_t) l->memory_mb, "disk_mb", (json_int_t) l->disk_mb, "pids",
+                         (json_int_t) l->pids, "timeout_ms", (json_int_t) l->timeout_ms);
 }
 
 json_t *sandbox_to_json(const Sandbox *sb) {
@@ -119,14 +121,14 @@ json_t *sandbox_to_record(const Sandbox *sb) {
 int sandbox_from_record(Sandbox *sb, json_t *rec) {
         const char *id, *status, *reason = NULL, *name = NULL, *image, *isolator, *cwd;
         json_t *env, *metadata;
-        json_int_t created, updated, slot, cpus, mem, pids, timeout;
+        json_int_t created, updated, slot, cpus, mem, disk = 0, pids, timeout;
         json_error_t jerr;
 
-        if (json_unpack_ex(rec, &jerr, 0, "{s:s, s:s, s?s, s?s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+        if (json_unpack_ex(rec, &jerr, 0, "{s:s, s:s, s?s, s?s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:{s:I, s?I, s:I, s:I}}",
                            "id", &id, "status", &status, "reason", &reason, "name", &name, "image", &image,
                            "isolator", &isolator, "cwd", &cwd, "env", &env, "metadata", &metadata, "created_ms",
                            &created, "updated_ms", &updated, "uid_slot", &slot, "cpus_milli", &cpus, "limits",
-                           "memory_mb", &mem, "pids", &pids, "timeout_ms", &timeout) < 0)
+                           "memory_mb", &mem, "disk_mb", &disk, "pids", &pids, "timeout_ms", &timeout) < 0)
                 return -EBADMSG;
         if (strcmp(id, sb->id) != 0 || sandbox_state_from_string(status, &sb->state) < 0 ||
             !json_is_object(env) || !json_is_object(metadata) || slot < 0 || slot > UINT32_MAX)
@@ -147,7 +149,8 @@ int sandbox_from_record(Sandbox *sb, json_t *rec) {
         sb->created_ms = created;
         sb->updated_ms = updated;
         sb->uid_slot = (uint32_t) slot;
-        sb->limits = (SandboxLimits){.cpus_milli = cpus, .memory_mb = mem, .pids = pids, .timeout_ms = timeout};
+        sb->limits = (SandboxLimits){
+                .cpus_milli = cpus, .memory_mb = mem, .disk_mb = disk, .pids = pids, .timeout_ms = timeout};
         return 0;
 }
 

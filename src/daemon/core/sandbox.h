@@ -11,6 +11,7 @@
 
 typedef struct Manager Manager;
 typedef struct AgentConn AgentConn;
+typedef struct ProcessTable ProcessTable;
 
 typedef enum SandboxState {
         SANDBOX_CREATING,
@@ -37,6 +38,7 @@ typedef struct Sandbox {
         int64_t created_ms, updated_ms; /* wall clock, ms since the epoch */
         uint32_t uid_slot;
         AgentConn *agent; /* NULL until first use or after the connection dropped */
+        ProcessTable *processes; /* background processes (core/process.c); NULL until the first */
         bool destroying;
 } Sandbox;
 

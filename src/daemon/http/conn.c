@@ -1,6 +1,7 @@
 /* One client connection: reading into a fixed buffer, feeding the parser one request
  * at a time, the timers that bound how long a client may take, and closing (gracefully
- * after an error response, or at once when the client is gone). */
+ * after an error response, or at once when the client is gone). After a WebSocket
+ * upgrade the same buffer, timer and write queue serve ws.c instead of the parser. */
 #include "daemon/http/internal.h"
 
 #include <stdlib.h>
@@ -13,6 +14,7 @@ enum {
         TIMER_HEAD,     /* a fixed deadline for a whole request head (slowloris, idle) */
         TIMER_ACTIVITY, /* restarted on progress: body bytes arriving, writes completing */
         TIMER_LINGER,
+        TIMER_WS, /* a WebSocket's peer silent: ping it, then give up (restarted on progress) */
 };
 
 enum {
@@ -86,6 +88,7 @@ static void conn_reset_head(HttpConn *c) {
 /* ---- closing ---- */
 
 void http_conn_abort(HttpConn *c, int error) {
+        HttpWebSocket *ws;
         HttpRequest *r;
 
         if (c->closed)
@@ -100,6 +103,11 @@ void http_conn_abort(HttpConn *c, int error) {
         if (r) {
                 http_request_report_abort(r, error);
                 http_request_unref(r);
+        }
+        ws = TAKE_PTR(c->ws);
+        if (ws) {
+                http_ws_report_close(ws);
+                http_websocket_unref(ws);
         }
         http_conn_unref(c);
 }
@@ -195,6 +203,14 @@ void http_conn_close_after_flush(HttpConn *c) {
 static void on_timer(uv_timer_t *t) {
         HttpConn *c = t->data;
 
+        if (c->timer_kind == TIMER_WS && c->ws) {
+                c->timer_kind = TIMER_NONE;
+                if (http_ws_on_idle(c->ws)) {
+                        http_conn_update_timer(c, false);
+                        return;
+                }
+                log_debug("http: closing a WebSocket whose peer went silent");
+        }
         if (c->timer_kind == TIMER_HEAD)
                 log_debug("http: closing a connection that sent no complete request in time");
         else if (c->timer_kind == TIMER_ACTIVITY)
@@ -215,6 +231,9 @@ static int conn_timer_kind(const HttpConn *c) {
                 return TIMER_ACTIVITY;
         if (c->closing)
                 return TIMER_NONE;
+        /* Held back by a pause, a WebSocket does not read, so cannot hear pongs either. */
+        if (c->upgraded)
+                return c->reading ? TIMER_WS : TIMER_NONE;
         if (!c->req)
                 return TIMER_HEAD;
         if (!c->req->body_complete && conn_wants_input(c))
@@ -234,7 +253,7 @@ void http_conn_update_timer(HttpConn *c, bool progress) {
                 c->timer_kind = TIMER_NONE;
                 return;
         }
-        if (kind == c->timer_kind && !(kind == TIMER_ACTIVITY && progress))
+        if (kind == c->timer_kind && !((kind == TIMER_ACTIVITY || kind == TIMER_WS) && progress))
                 return;
         conn_start_timer(c, kind, c->server->limits.idle_timeout_ms);
 }
@@ -255,6 +274,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         if (c->lingering)
                 return;
         c->in_end += (size_t) nread;
+        if (c->upgraded)
+                http_ws_on_input(c->ws);
         http_conn_update_timer(c, true);
         http_conn_process(c);
 }
@@ -375,9 +396,17 @@ static int on_wire_body(void *userdata, const char *at, size_t len) {
                 }
                 if (r->body_len + len + 1 > r->body_cap) {
                         size_t cap = MIN(MAX(r->body_len + len + 1, r->body_cap * 2), max + 1);
-                        char *p = realloc(r->body, cap);
-                        if (!p)
+                        char *p;
+
+                        if (!http_server_reserve(c->server, cap - r->body_cap)) {
+                                c->stop_status = 503;
                                 return -1;
+                        }
+                        p = realloc(r->body, cap);
+                        if (!p) {
+                                http_server_release(c->server, cap - r->body_cap);
+                                return -1;
+                        }
                         r->body = p;
                         r->body_cap = cap;
                 }
@@ -465,7 +494,7 @@ static void conn_parse_failed(HttpConn *c, HttpWireStatus status) {
         if (code == 400)
                 log_debug("http: malformed request: %s", http_wire_error_text(c->wire));
         if (r) {
-                r->body_error = code == 413 ? 413 : -EBADMSG;
+                r->body_error = code == 413 || code == 503 ? code : -EBADMSG;
                 if (r->response_ended) {
                         c->close_after = true;
                         return;
@@ -487,6 +516,9 @@ static void conn_parse_failed(HttpConn *c, HttpWireStatus status) {
                 break;
         case 431:
                 http_conn_send_error(c, 431, "header_too_large", "request header too large");
+                break;
+        case 503:
+                http_conn_send_error(c, 503, "at_capacity", "too much request data in flight; retry");
                 break;
         default:
                 http_conn_abort(c, -ENOMEM);
@@ -547,8 +579,14 @@ static bool conn_request_done(const HttpConn *c, const HttpRequest *r) {
 static void conn_finish_request(HttpConn *c) {
         HttpRequest *r = TAKE_PTR(c->req);
         bool close = c->close_after || !r->keep_alive || !r->body_complete;
+        bool upgrade = c->ws && !c->close_after && r->body_complete;
 
         http_request_unref(r);
+        if (upgrade) {
+                /* Accepted as a WebSocket: from here on the input is frames. */
+                c->upgraded = true;
+                return;
+        }
         if (close) {
                 http_conn_close_after_flush(c);
                 return;
@@ -563,6 +601,8 @@ static bool conn_step(HttpConn *c) {
 
         if (c->closed)
                 return false;
+        if (c->upgraded)
+                return http_ws_step(c->ws);
         if (r && !r->dispatched) {
                 conn_dispatch(c, r);
                 return true;
@@ -622,6 +662,8 @@ void http_conn_on_written(HttpConn *c) {
                 http_request_fire_drained(r);
                 http_request_unref(r);
         }
+        if (c->ws)
+                http_ws_on_written(c->ws);
         if (c->closing && c->n_writes == 0)
                 http_conn_close_after_flush(c);
 }

@@ -21,6 +21,7 @@ typedef struct HttpLimits {
         size_t max_header_bytes;  /* request line + headers; over it: 431 and close */
         size_t max_body_bytes;    /* buffered bodies; over it: 413 (streamed bodies are the handler's) */
         unsigned max_connections; /* over it: new connections get 503 and are closed */
+        size_t max_buffered_bytes; /* all buffered bodies together; over it: 503 and close */
         uint64_t idle_timeout_ms; /* no complete request head within this: closed */
         size_t max_url_bytes;     /* request target; over it: 414 and close */
 } HttpLimits;
@@ -114,8 +115,13 @@ const char *http_status_reason(int status);
 /* Starts a 200 `text/event-stream` response (chunked, not cached). */
 int http_sse_begin(HttpRequest *r);
 /* Sends one event: "event: NAME\ndata: DATA\n\n". data must not contain a newline (send
- * JSON). Backpressure as for http_response_write (http_response_pending/on_drained). */
+ * JSON). Backpressure as for http_response_write (http_response_pending/on_drained).
+ * -EINVAL if event or data holds a CR or LF (nothing is sent); event may be NULL (the
+ * client sees a "message" event). End the stream with http_response_end(). */
 int http_sse_send(HttpRequest *r, const char *event, const char *data, size_t len);
+/* Sends a comment line (": TEXT\n\n"), which clients ignore: a heartbeat that keeps
+ * proxies from timing out a quiet stream. -EINVAL if text holds a CR or LF. */
+int http_sse_comment(HttpRequest *r, const char *text);
 
 /* ---- WebSocket, RFC 6455, framing by wslay (ws.c) ---- */
 
@@ -131,14 +137,33 @@ typedef struct HttpWebSocketOps {
 /* True if the request asks for a WebSocket upgrade (GET, Upgrade: websocket, version 13). */
 bool http_request_is_websocket(const HttpRequest *r);
 /* Answers 101 and turns the request's connection into a WebSocket. The request is then
- * finished (the handler drops its reference as usual); the socket lives until on_close. */
+ * finished (the handler drops its reference as usual); the socket lives until on_close.
+ * Headers added with http_response_header() go into the 101 (e.g. a subprotocol).
+ * On failure the request has been answered (or the client is gone): the caller must not
+ * answer it again. A request that is not a valid upgrade gets 426 (with
+ * Sec-WebSocket-Version: 13) when it does not ask for WebSocket 13, -EPROTONOSUPPORT, or
+ * 400 for a malformed upgrade, -EINVAL; -ENOMEM answers 500; -EALREADY if the response
+ * had started, -ECONNRESET if the client is gone. On success *ret is borrowed: valid
+ * until on_close has returned, longer with http_websocket_ref(). The callbacks run from
+ * the event loop, never from inside an http_websocket_*() call (http_server_free() aside:
+ * on_close runs from there). */
 int http_websocket_accept(HttpRequest *r, const HttpWebSocketOps *ops, void *userdata, HttpWebSocket **ret);
+HttpWebSocket *http_websocket_ref(HttpWebSocket *ws);
+void http_websocket_unref(HttpWebSocket *ws);
+/* Queues one message (copied). -ECONNRESET once the socket is closing or closed (on_close
+ * ran or will), -ENOBUFS if more than 16 MiB would be queued (docs/http.md). A text message
+ * should be UTF-8: it is not checked. */
 int http_websocket_send(HttpWebSocket *ws, bool binary, const void *data, size_t len);
 /* Bytes queued but not yet written, and a one-shot callback when that drops to zero. */
 size_t http_websocket_pending(const HttpWebSocket *ws);
-void http_websocket_on_drained(HttpWebSocket *ws, void (*cb)(HttpWebSocket *ws, void *userdata), void *userdata);
-/* Stops reading from the peer (backpressure) and starts again. */
+void http_websocket_on_drained(HttpWebSocket *ws, void (*cb)(HttpWebSocket *ws, void *userdata),
+                               void *userdata);
+/* Stops reading from the peer (backpressure) and starts again. Pausing from inside
+ * on_message takes effect at once: no further on_message until resumed. */
 void http_websocket_pause(HttpWebSocket *ws);
 void http_websocket_resume(HttpWebSocket *ws);
-/* Sends a close frame; on_close follows when the peer answers or the connection drops. */
+/* Sends a close frame (code 0: none; reason may be NULL, cut to 123 bytes); on_close
+ * follows when the peer answers or the connection drops (or after the idle timeout). */
 void http_websocket_close(HttpWebSocket *ws, uint16_t code, const char *reason);
+/* Whether on_close has run (or is running). */
+bool http_websocket_is_closed(const HttpWebSocket *ws);

@@ -9,7 +9,10 @@
  *               entry in the server's "process soon" list.
  *   HttpRequest refs: the connection while it is current (dropped when the response has
  *               ended and the body is consumed, or on abort), and whatever the handler
- *               takes with http_request_ref(). */
+ *               takes with http_request_ref().
+ *   HttpWebSocket refs: its connection (HttpConn.ws, until the connection dies), calls
+ *               into user callbacks while they run, and http_websocket_ref() holders.
+ *               It holds a reference on its connection in turn. */
 #pragma once
 
 #include "basic/macros.h"
@@ -19,6 +22,7 @@
 #define HTTP_MAX_HEADERS 100
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define HTTP_DEFAULT_MAX_BUFFERED_BYTES (256 * 1024 * 1024)
 #define HTTP_DEFAULT_MAX_CONNECTIONS 256
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 30000
 #define HTTP_DEFAULT_MAX_URL_BYTES (16 * 1024)
@@ -32,6 +36,13 @@
 #define HTTP_LINGER_MS 2000
 /* Connections being turned away with 503 at once; more are closed without a word. */
 #define HTTP_MAX_REJECTING 64
+/* WebSocket: a received message (all fragments) over this is refused with close 1009. */
+#define HTTP_WS_MAX_MESSAGE_BYTES (1024 * 1024)
+/* http_websocket_send() refuses (-ENOBUFS) what would queue more than this. */
+#define HTTP_WS_MAX_PENDING_BYTES (16 * 1024 * 1024)
+/* While this much is queued for the peer, its frames are not read: a client that sends
+ * pings (or anything that is answered) without reading cannot grow the queue. */
+#define HTTP_WS_READ_STALL_BYTES (1024 * 1024)
 
 typedef struct HttpConn HttpConn;
 
@@ -53,6 +64,11 @@ typedef enum HttpBodyMode {
         HTTP_BODY_DISCARD, /* answered without reading it: drain or close */
 } HttpBodyMode;
 
+/* The server-wide budget for buffered bodies (limits.max_buffered_bytes), so many clients
+ * each sending a large body cannot add up to unbounded memory. */
+bool http_server_reserve(HttpServer *s, size_t n);
+void http_server_release(HttpServer *s, size_t n);
+
 struct HttpServer {
         unsigned n_ref;
         uv_loop_t *loop;
@@ -66,6 +82,7 @@ struct HttpServer {
         bool idle_open;
         bool freed;
 
+        size_t buffered_bytes; /* memory held by buffered request bodies, all connections */
         HttpConn *conns; /* every live connection, serving or being turned away */
         unsigned n_serving;
         unsigned n_rejecting;
@@ -113,6 +130,9 @@ struct HttpConn {
 
         size_t write_pending; /* bytes handed to uv_write and not yet completed */
         unsigned n_writes;
+
+        HttpWebSocket *ws; /* accepted on this connection; a reference, until it dies */
+        bool upgraded;     /* the upgrade request is over: input belongs to ws */
 };
 
 struct HttpRequest {
@@ -195,3 +215,17 @@ int http_conn_write(HttpConn *c, const uv_buf_t *bufs, unsigned n_bufs);
 /* An error the server itself produces: JSON body, Connection: close, then close. */
 void http_conn_send_error(HttpConn *c, int status, const char *code, const char *message);
 void http_request_fire_drained(HttpRequest *r);
+/* Writes bufs as one chunk of a streamed response (sse.c). */
+int http_response_writev(HttpRequest *r, const uv_buf_t *bufs, unsigned n_bufs);
+
+/* ws.c: the connection's side of a WebSocket, all called from conn.c. */
+/* Does the next due thing (deliver, read frames, finish); false when nothing is. */
+bool http_ws_step(HttpWebSocket *ws);
+/* Bytes arrived from the peer: it is alive. */
+void http_ws_on_input(HttpWebSocket *ws);
+/* The peer has been silent for the idle timeout: pings it. False: give up on it. */
+bool http_ws_on_idle(HttpWebSocket *ws);
+/* A write completed: on_drained and reading held back by a long queue. */
+void http_ws_on_written(HttpWebSocket *ws);
+/* The connection is gone: on_close, if it has not run. */
+void http_ws_report_close(HttpWebSocket *ws);

@@ -9,6 +9,8 @@ struct HttpWire {
         http_parser parser;
         const HttpWireEvents *events;
         void *userdata;
+        bool upgraded; /* an Upgrade/CONNECT message is complete: what follows is not HTTP */
+        bool malformed; /* refused by our own checks on top of the library's */
 };
 
 static HttpWire *wire_of(http_parser *p) {
@@ -47,7 +49,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 
 static int on_headers_complete(http_parser *p) {
         HttpWire *w = wire_of(p);
-        HttpWireHead head = {
+        HttpWireHead head;
+
+        /* http-parser takes lengths up to 2^64-1; ours are signed. */
+        if ((p->flags & F_CONTENTLENGTH) && p->content_length > (uint64_t) INT64_MAX) {
+                w->malformed = true;
+                return -1;
+        }
+        head = (HttpWireHead){
                 .method = http_method_str((enum http_method) p->method),
                 .version_major = p->http_major,
                 .version_minor = p->http_minor,
@@ -68,6 +77,9 @@ static int on_body(http_parser *p, const char *at, size_t len) {
 
 static int on_message_complete(http_parser *p) {
         HttpWire *w = wire_of(p);
+
+        if (p->upgrade)
+                w->upgraded = true;
         return wire_answer(p, w->events->on_message_complete(w->userdata));
 }
 
@@ -101,6 +113,8 @@ HttpWire *http_wire_free(HttpWire *w) {
 static HttpWireStatus wire_status(const HttpWire *w) {
         enum http_errno e = HTTP_PARSER_ERRNO(&w->parser);
 
+        if (w->malformed)
+                return HTTP_WIRE_INVALID;
         switch (e) {
         case HPE_OK:
                 return HTTP_WIRE_OK;
@@ -119,8 +133,10 @@ size_t http_wire_feed(HttpWire *w, const char *data, size_t len, HttpWireStatus 
         size_t n = 0;
 
         /* After an Upgrade/CONNECT message the remaining bytes belong to another protocol;
-         * http-parser would treat them as a new request. */
-        if (!w->parser.upgrade)
+         * http-parser would treat them as a new request. Its upgrade flag is set as soon
+         * as the head is parsed, so the message's end is awaited separately: the bytes
+         * between (the head's last LF) still belong to HTTP. */
+        if (!w->upgraded)
                 n = http_parser_execute(&w->parser, &wire_settings, data, len);
         *ret_status = wire_status(w);
         return n;

@@ -13,6 +13,7 @@ HttpRequest *http_request_ref(HttpRequest *r) {
 }
 
 static void request_free(HttpRequest *r) {
+        http_server_release(r->conn->server, r->body_cap);
         free(r->head);
         free(r->query);
         free(r->query_block);
@@ -280,11 +281,16 @@ void http_request_read_body(HttpRequest *r, HttpBodyDone on_done, void *userdata
                 /* Known too large up front: answer now, without inviting the upload. */
                 r->body_error = 413;
                 http_conn_send_error(r->conn, 413, "payload_too_large", "request body too large");
+        } else if (r->content_length > 0 &&
+                   !http_server_reserve(r->conn->server, (size_t) r->content_length + 1)) {
+                r->body_error = 503;
+                http_conn_send_error(r->conn, 503, "at_capacity", "too much request data in flight; retry");
         } else if (r->content_length > 0) {
                 r->body = malloc((size_t) r->content_length + 1);
-                if (!r->body)
+                if (!r->body) {
+                        http_server_release(r->conn->server, (size_t) r->content_length + 1);
                         r->body_error = -ENOMEM;
-                else
+                } else
                         r->body_cap = (size_t) r->content_length + 1;
         }
         if (r->body_error == 0)

@@ -284,24 +284,36 @@ static int response_check_streaming(const HttpRequest *r) {
         return 0;
 }
 
-int http_response_write(HttpRequest *r, const void *data, size_t len) {
+/* At most this many pieces make one chunk (with its size line and CRLF). */
+#define HTTP_CHUNK_MAX_PIECES 8
+
+int http_response_writev(HttpRequest *r, const uv_buf_t *bufs, unsigned n_bufs) {
+        uv_buf_t out[HTTP_CHUNK_MAX_PIECES + 2];
         char size_line[32];
-        uv_buf_t bufs[3];
+        size_t len = 0;
         int k;
 
         k = response_check_streaming(r);
         if (k < 0)
                 return k;
+        if (n_bufs > HTTP_CHUNK_MAX_PIECES)
+                return -EINVAL;
+        for (unsigned i = 0; i < n_bufs; i++)
+                len += bufs[i].len;
         if (len == 0)
                 return 0; /* an empty chunk would end the body */
-        if (!r->response_chunked) {
-                bufs[0] = uv_buf_init((char *) data, (unsigned) len);
-                return response_write(r, bufs, 1);
-        }
-        bufs[0] = uv_buf_init(size_line, (unsigned) snprintf(size_line, sizeof(size_line), "%zx\r\n", len));
-        bufs[1] = uv_buf_init((char *) data, (unsigned) len);
-        bufs[2] = uv_buf_init((char *) "\r\n", 2);
-        return response_write(r, bufs, 3);
+        if (!r->response_chunked)
+                return response_write(r, bufs, n_bufs);
+        out[0] = uv_buf_init(size_line, (unsigned) snprintf(size_line, sizeof(size_line), "%zx\r\n", len));
+        memcpy(out + 1, bufs, n_bufs * sizeof(uv_buf_t));
+        out[n_bufs + 1] = uv_buf_init((char *) "\r\n", 2);
+        return response_write(r, out, n_bufs + 2);
+}
+
+int http_response_write(HttpRequest *r, const void *data, size_t len) {
+        uv_buf_t buf = uv_buf_init((char *) data, (unsigned) len);
+
+        return http_response_writev(r, &buf, 1);
 }
 
 int http_response_end(HttpRequest *r) {

@@ -28,6 +28,8 @@ static void limits_apply_defaults(HttpLimits *l) {
                 l->max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
         if (l->max_body_bytes == 0)
                 l->max_body_bytes = HTTP_DEFAULT_MAX_BODY_BYTES;
+        if (l->max_buffered_bytes == 0)
+                l->max_buffered_bytes = HTTP_DEFAULT_MAX_BUFFERED_BYTES;
         if (l->max_connections == 0)
                 l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
         if (l->idle_timeout_ms == 0)
@@ -218,4 +220,15 @@ void http_server_free(HttpServer *s) {
                 uv_close((uv_handle_t *) &s->idle, on_server_handle_closed);
         }
         http_server_unref(s);
+}
+
+bool http_server_reserve(HttpServer *s, size_t n) {
+        if (n > s->limits.max_buffered_bytes - s->buffered_bytes)
+                return false;
+        s->buffered_bytes += n;
+        return true;
+}
+
+void http_server_release(HttpServer *s, size_t n) {
+        s->buffered_bytes -= MIN(n, s->buffered_bytes);
 }

@@ -52,6 +52,8 @@ typedef struct IsolatorOps {
         /* Once at start: state_dir names this forged instance (host-wide resources such
          * as cgroups are kept apart per instance). */
         int (*init)(const char *state_dir, ForgeError *err);
+        /* Once at a clean exit: releases what init set up, where no sandbox needs it. */
+        void (*fini)(void);
         /* 0 if usable on this host, else -errno with *err saying why. */
         int (*available)(ForgeError *err);
         /* Prepares host-side resources (dirs, cgroups); idempotent. */

@@ -348,6 +348,125 @@ static void test_flow_control(void **state) {
         assert_int_equal(ex.exit_code, 0);
 }
 
+/* ---- terminals ---- */
+
+static uint32_t spawn_pty(Client *c, uint32_t channel, const char *script, int rows, int cols) {
+        ProtoBuf b = {};
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_SPAWN);
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "sh");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "-c");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, script);
+        proto_buf_put_str(&b, PROTO_TAG_ENV, "PATH=/usr/bin:/bin");
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, channel);
+        proto_buf_put_int(&b, PROTO_TAG_PTY_ROWS, rows);
+        proto_buf_put_int(&b, PROTO_TAG_PTY_COLS, cols);
+        send_buf(c, &b);
+        return id;
+}
+
+/* Reads frames of channel until stdout holds needle; stderr must stay empty. */
+static void read_until(Client *c, uint32_t channel, Run *run, const char *needle) {
+        while (!memmem(run->out, run->n_out, needle, strlen(needle))) {
+                Frame f;
+                frame_recv(c, &f);
+                if (f.h.type == PROTO_DATA && f.h.channel == channel) {
+                        assert_int_equal(f.h.stream, PROTO_STREAM_STDOUT);
+                        assert_true(run->n_out + f.h.length < sizeof(run->out));
+                        memcpy(run->out + run->n_out, f.payload, f.h.length);
+                        run->n_out += f.h.length;
+                }
+                free(f.payload);
+        }
+}
+
+static int resize(Client *c, uint32_t channel, int rows, int cols) {
+        ProtoBuf b = {};
+        ProtoResponse r;
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_RESIZE);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, channel);
+        proto_buf_put_int(&b, PROTO_TAG_PTY_ROWS, rows);
+        proto_buf_put_int(&b, PROTO_TAG_PTY_COLS, cols);
+        send_buf(c, &b);
+        wait_response(c, id, &r);
+        int status = r.status;
+        proto_response_done(&r);
+        return status;
+}
+
+/* The command's stdio is a fresh /dev/pts/N of the given size, stderr included; the
+ * stderr stream of the channel just ends. */
+static void test_pty_spawn(void **state) {
+        Client *c = *state;
+        Run *run = calloc(1, sizeof(Run));
+
+        uint32_t id = spawn_pty(c, 31, "tty; stty size; echo to-stderr >&2; test -t 0 && test -t 2 && exit 5", 30,
+                                100);
+        wait_response(c, id, &run->resp);
+        assert_int_equal(run->resp.status, 0);
+        run_collect(c, 31, run);
+        run->out[run->n_out] = 0;
+        assert_non_null(strstr(run->out, "/dev/pts/"));
+        assert_non_null(strstr(run->out, "30 100\r\n"));
+        assert_non_null(strstr(run->out, "to-stderr\r\n"));
+        assert_int_equal(run->n_err, 0);
+        assert_true(run->eof_err_at > 0 && run->eof_err_at < run->exit_at);
+        assert_true(run->eof_out_at > 0 && run->eof_out_at < run->exit_at);
+        assert_int_equal(run->exit.exit_code, 5);
+        proto_response_done(&run->resp);
+        free(run);
+}
+
+/* RESIZE changes what `stty size` reports; host bytes reach the terminal's input. */
+static void test_pty_resize_and_input(void **state) {
+        Client *c = *state;
+        Run *run = calloc(1, sizeof(Run));
+
+        uint32_t id = spawn_pty(c, 32, "stty size; read line; echo \"got $line\"; stty size", 24, 80);
+        wait_response(c, id, &run->resp);
+        assert_int_equal(run->resp.status, 0);
+        read_until(c, 32, run, "24 80\r\n");
+        assert_int_equal(resize(c, 32, 50, 132), 0);
+        send_simple(c, PROTO_DATA, 32, PROTO_STREAM_STDIN, "hello\n", 6);
+        run_collect(c, 32, run);
+        run->out[run->n_out] = 0;
+        assert_non_null(strstr(run->out, "got hello\r\n"));
+        assert_non_null(strstr(run->out, "50 132\r\n"));
+        assert_int_equal(run->exit.exit_code, 0);
+        proto_response_done(&run->resp);
+        free(run);
+}
+
+/* RESIZE needs a terminal; SIGNAL reaches the process group by number. */
+static void test_pty_errors_and_signal(void **state) {
+        Client *c = *state;
+        Run *run = calloc(1, sizeof(Run));
+        ProtoBuf b = {};
+        ProtoResponse r;
+
+        uint32_t id = spawn(c, 33, "echo ready; sleep 300", 0, 0);
+        wait_response(c, id, &run->resp);
+        assert_int_equal(run->resp.status, 0);
+        read_until(c, 33, run, "ready\n");
+        assert_int_equal(resize(c, 33, 10, 10), -ENOTTY);
+        assert_int_equal(resize(c, 99, 10, 10), -ESRCH);
+        id = ++c->next_req;
+        proto_request_begin(&b, id, PROTO_OP_SIGNAL);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 33);
+        proto_buf_put_int(&b, PROTO_TAG_SIGNAL, SIGTERM);
+        send_buf(c, &b);
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        proto_response_done(&r);
+        run_collect(c, 33, run);
+        assert_int_equal(run->exit.signal, SIGTERM);
+        proto_response_done(&run->resp);
+        free(run);
+}
+
 /* ---- files ---- */
 
 static void file_write(Client *c, uint32_t channel, const char *path, const uint8_t *data, size_t n) {
@@ -554,6 +673,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_timeout_kills_tree, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exec_missing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pty_spawn, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pty_resize_and_input, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pty_errors_and_signal, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_round_trip, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_write_cancel, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_ops, setup, teardown),

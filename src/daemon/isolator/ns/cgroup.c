@@ -436,6 +436,15 @@ int cgroup_kill_all(const char *id) {
         return -ETIMEDOUT;
 }
 
+void cgroup_remove_group(void) {
+        const CgroupLayout *l;
+
+        if (cgroup_layout_get(&l) < 0)
+                return;
+        for (size_t i = 0; i < l->n_hierarchies; i++)
+                (void) rmdir(l->hierarchies[i].base); /* busy while sandboxes remain: fine */
+}
+
 int cgroup_remove(const char *id) {
         const CgroupLayout *l;
         char dir[PATH_MAX];

@@ -61,6 +61,8 @@ int cgroup_create(const char *id, const SandboxLimits *limits);
 int cgroup_attach(const char *id, pid_t pid);
 /* Kills every process in the sandbox's cgroups and waits until they are empty. */
 int cgroup_kill_all(const char *id);
+/* rmdir of this instance's group in every hierarchy, where it is empty. */
+void cgroup_remove_group(void);
 /* rmdir of every cgroup of the sandbox; missing ones are fine. */
 int cgroup_remove(const char *id);
 int cgroup_get_usage(const char *id, SandboxUsage *ret);

@@ -1,17 +1,25 @@
 /* What the child runs between clone and the agent's exec: a list of small named steps
  * applying an NsChildPlan. Only raw system calls here: the parent may be multi-threaded,
  * so no malloc, no stdio, no logging and no glibc set*id (which would signal the parent's
- * threads). A failure is reported as (step, errno) on the CLOEXEC error pipe. The
- * hardening issue adds its steps (seccomp, masked /proc paths, rlimits) to the list. */
+ * threads). A failure is reported as (step, errno) on the CLOEXEC error pipe.
+ *
+ * The steps up to fork-init run in the setup child, a plain fork of forged: it becomes the
+ * sandbox's host uid, makes the user namespace (so that uid owns it), waits for the
+ * parent to map it, makes the other namespaces and forks the sandbox's init into the new
+ * pid namespace. The init runs every later step and execs the agent. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/mount.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,14 +32,18 @@
 
 #define FD_ERROR 4
 #define FD_AGENT 5
-/* The overlay's layers and mount point, opened by the child itself (so they are mounts of
- * its own namespace) while it still has host root's fsuid, owner of the 0700 sandbox dir. */
+/* The overlay's layers and mount point. lower is the idmapped image the parent sent,
+ * attached in our namespace; the others are opened by the child itself (so they are mounts
+ * of its own namespace) while it still has host root's fsuid, owner of the 0700 sandbox
+ * dir. Once the root overlay exists, 6 and 7 are reused for the read-only binds. */
 enum { FD_LOWER = 6, FD_UPPER, FD_WORK, FD_ROOT };
 static const char *const layer_fd_paths[] = {
         [FD_LOWER - FD_LOWER] = "/proc/self/fd/6",
         [FD_UPPER - FD_LOWER] = "/proc/self/fd/7",
         [FD_WORK - FD_LOWER] = "/proc/self/fd/8",
 };
+/* Received fds are moved here, out of the way of the fixed numbers above. */
+#define FD_FLOOR 10
 
 static int sys_result(long r) {
         return r < 0 ? -errno : 0;
@@ -53,17 +65,89 @@ static int step_close_parent_fds(NsChildPlan *p) {
         return 0;
 }
 
+static int fd_move_high(int *fd) {
+        int moved = (int) syscall(SYS_fcntl, *fd, F_DUPFD_CLOEXEC, FD_FLOOR);
+        if (moved < 0)
+                return -errno;
+        sys_close(*fd);
+        *fd = moved;
+        return 0;
+}
+
+/* The setup child is still host root: drops the host's groups and becomes the sandbox's
+ * host uid, which the user namespace made next takes as its owner. The kernel charges the
+ * per-user counts of everything inside (inotify instances, mqueue bytes, namespaces...) at
+ * every level of the namespace tree, in the initial namespace to that owner: made by host
+ * root, every sandbox would share host root's budget (SECURITY.md R12). The saved uid and
+ * the fsuid stay host root's (setfsuid(0) is allowed by the saved uid): open-layers still
+ * needs the fsuid of the 0700 sandbox dir's owner; become-root drops both. */
+static int step_drop_host_ids(NsChildPlan *p) {
+        int r = sys_result(syscall(SYS_setgroups, 0, NULL));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_setresgid, p->host_gid, p->host_gid, p->host_gid));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_setresuid, p->host_uid, p->host_uid, 0));
+        if (r < 0)
+                return r;
+        /* setfsuid answers the previous fsuid, never an error: ask again to check. */
+        (void) syscall(SYS_setfsuid, 0);
+        return syscall(SYS_setfsuid, -1) == 0 ? 0 : -EPERM;
+}
+
+/* Its owner is our euid: the sandbox's host uid. The parent waits for this message to
+ * write the maps and to idmap the image with the namespace. */
+static int step_unshare_user(NsChildPlan *p) {
+        char msg = NS_MSG_USERNS;
+        int r = sys_result(syscall(SYS_unshare, CLONE_NEWUSER));
+        if (r < 0)
+                return r;
+        return syscall(SYS_sendto, p->release_fd, &msg, 1, MSG_NOSIGNAL, NULL, 0) == 1 ? 0 : -errno;
+}
+
+/* The release message carries the idmapped image, then one mount per bind. */
+static int release_fds_take(NsChildPlan *p, const struct msghdr *msg) {
+        const struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
+        int fds[NS_BINDS_MAX + 1];
+        size_t n = 1 + p->n_binds;
+        int r;
+
+        if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+            cm->cmsg_len != CMSG_LEN(sizeof(int) * n) || (msg->msg_flags & MSG_CTRUNC))
+                return -EBADMSG;
+        memcpy(fds, CMSG_DATA(cm), sizeof(int) * n);
+        p->image_fd = fds[0];
+        r = fd_move_high(&p->image_fd);
+        for (size_t i = 0; r >= 0 && i < p->n_binds; i++) {
+                p->binds[i].fd = fds[i + 1];
+                r = fd_move_high(&p->binds[i].fd);
+        }
+        return r;
+}
+
 static int step_wait_release(NsChildPlan *p) {
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * (NS_BINDS_MAX + 1))];
+                struct cmsghdr align;
+        } control;
         char byte;
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        struct msghdr msg = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
         long n;
 
         do
-                n = syscall(SYS_read, p->release_fd, &byte, 1);
+                n = syscall(SYS_recvmsg, p->release_fd, &msg, MSG_CMSG_CLOEXEC);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
         /* EOF: the parent gave up on us. */
-        return n == 1 ? sys_close(p->release_fd) : -EPIPE;
+        if (n != 1)
+                return -EPIPE;
+        return release_fds_take(p, &msg);
 }
 
 /* Blocks every signal until exec and restores default dispositions, so none of forged's
@@ -85,26 +169,70 @@ static int step_reset_signals(NsChildPlan *p) {
         return r;
 }
 
-/* After the parent moved us into the sandbox's cgroups, so they become our root. */
-static int step_unshare_cgroup(NsChildPlan *p) {
-        return sys_result(syscall(SYS_unshare, CLONE_NEWCGROUP));
+/* Made once the maps exist and after the parent moved us into the sandbox's cgroups (the
+ * cgroup namespace is rooted there). Owned by our user namespace, so root inside rules
+ * them: mounts, hostname, its own network, ipc (mqueues charged to the sandbox) and the
+ * pid namespace of the init forked next. */
+static int step_unshare_namespaces(NsChildPlan *p) {
+        return sys_result(syscall(SYS_unshare, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
+                                                       CLONE_NEWUTS | CLONE_NEWCGROUP));
+}
+
+/* unshare(CLONE_NEWPID) moves only later children: the init, PID 1 of the new namespace,
+ * is forked here with CLONE_PARENT, so it is forged's child (reaped by pid, killed on
+ * destroy, no process in between). The setup child reports its pid and exits; the init
+ * runs the remaining steps. */
+static int step_fork_init(NsChildPlan *p) {
+        NsInitMsg msg;
+        long pid = syscall(SYS_clone, CLONE_PARENT, NULL, NULL, NULL, 0);
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                sys_close(p->release_fd);
+                p->release_fd = -1;
+                return 0;
+        }
+        msg.pid = (int32_t) pid;
+        if (syscall(SYS_sendto, p->release_fd, &msg, sizeof(msg), MSG_NOSIGNAL, NULL, 0) != sizeof(msg)) {
+                int r = -errno;
+                (void) syscall(SYS_kill, pid, SIGKILL);
+                return r;
+        }
+        for (;;)
+                syscall(SYS_exit_group, 0);
+}
+
+/* Overlay only takes layers that are mounts of our namespace: the idmapped image is
+ * attached over the image's own path, where nothing else in this namespace looks. */
+static int step_attach_image(NsChildPlan *p) {
+        int r = sys_result(syscall(SYS_move_mount, p->image_fd, "", AT_FDCWD, p->lower, MOVE_MOUNT_F_EMPTY_PATH));
+        if (r < 0)
+                return r;
+        if (syscall(SYS_dup3, p->image_fd, FD_LOWER, O_CLOEXEC) < 0)
+                return -errno;
+        sys_close(p->image_fd);
+        p->image_fd = FD_LOWER;
+        return 0;
 }
 
 static int step_open_layers(NsChildPlan *p) {
-        const char *paths[] = {p->lower, p->upper, p->work, p->root};
+        const char *paths[] = {p->upper, p->work, p->root};
 
         for (int i = 0; i < (int) ELEMENTSOF(paths); i++) {
                 int fd = (int) syscall(SYS_openat, AT_FDCWD, paths[i],
                                        O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0)
                         return -errno;
-                if (syscall(SYS_dup3, fd, FD_LOWER + i, O_CLOEXEC) < 0)
+                if (syscall(SYS_dup3, fd, FD_UPPER + i, O_CLOEXEC) < 0)
                         return -errno;
                 sys_close(fd);
         }
         return 0;
 }
 
+/* Root of the user namespace for every id: this also drops host root's saved uid and
+ * fsuid, kept since drop-host-ids for open-layers. */
 static int step_become_root(NsChildPlan *p) {
         int r = sys_result(syscall(SYS_setresgid, 0, 0, 0));
         if (r < 0)
@@ -144,7 +272,8 @@ static int step_mount_overlay(NsChildPlan *p) {
                 sys_close(fs);
                 return r;
         }
-        mnt = (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
+        /* Writable by the sandbox: nosuid as well as nodev. */
+        mnt = (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID);
         r = mnt < 0 ? -errno : 0;
         sys_close(fs);
         if (r < 0)
@@ -157,17 +286,75 @@ static int step_mount_overlay(NsChildPlan *p) {
         return r;
 }
 
+/* An empty, read-only tmpfs: the second layer a read-only overlay needs. */
+static int empty_layer_open(void) {
+        int fs, mnt, r;
+
+        fs = (int) syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                return -errno;
+        r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "4k", 0));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0755", 0));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+        mnt = r < 0 ? r : (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+        if (mnt == -1)
+                mnt = -errno;
+        sys_close(fs);
+        return mnt;
+}
+
+/* The idmapped clone is writable for whoever holds CAP_SYS_ADMIN over our mount namespace
+ * (its read-only flag is not locked: locking only happens when a mount namespace is
+ * copied). A read-only overlay on top of it has no upper layer and cannot be made
+ * writable at all, and it hides the clone: the clone is attached at the target only long
+ * enough to become the overlay's layer (overlay accepts attached mounts only), then
+ * detached. fds 6 and 7 are free again once the root overlay exists. */
+static int bind_ro_one(NsBind *b, int empty_fd) {
+        int fs, mnt, r;
+
+        r = sys_result(syscall(SYS_move_mount, b->fd, "", AT_FDCWD, b->target, MOVE_MOUNT_F_EMPTY_PATH));
+        if (r >= 0 && (syscall(SYS_dup3, b->fd, FD_LOWER, O_CLOEXEC) < 0 ||
+                       syscall(SYS_dup3, empty_fd, FD_UPPER, O_CLOEXEC) < 0))
+                r = -errno;
+        if (r < 0)
+                return r;
+        fs = (int) syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                return -errno;
+        r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir",
+                               "/proc/self/fd/6:/proc/self/fd/7", 0));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+        mnt = r < 0 ? r : (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned) b->attrs);
+        if (mnt == -1)
+                mnt = -errno;
+        sys_close(fs);
+        if (mnt < 0)
+                return mnt;
+        r = sys_result(syscall(SYS_umount2, "/proc/self/fd/6", MNT_DETACH));
+        if (r >= 0)
+                r = sys_result(syscall(SYS_move_mount, mnt, "", AT_FDCWD, b->target, MOVE_MOUNT_F_EMPTY_PATH));
+        sys_close(mnt);
+        sys_close(b->fd);
+        b->fd = -1;
+        return r;
+}
+
 /* From here on cwd is the new root and every target is relative to it. */
 static int step_bind_ro(NsChildPlan *p) {
-        for (size_t i = 0; i < p->n_binds; i++) {
-                int r = sys_mount(p->binds[i].source, p->binds[i].target, NULL, MS_BIND, NULL);
-                if (r < 0)
-                        return r;
-                r = sys_mount(NULL, p->binds[i].target, NULL, p->binds[i].remount_flags, NULL);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        int empty, r = 0;
+
+        if (p->n_binds == 0)
+                return 0;
+        empty = empty_layer_open();
+        if (empty < 0)
+                return empty;
+        for (size_t i = 0; r >= 0 && i < p->n_binds; i++)
+                r = bind_ro_one(&p->binds[i], empty);
+        sys_close(empty);
+        return r;
 }
 
 static int step_mount_proc(NsChildPlan *p) {
@@ -175,7 +362,9 @@ static int step_mount_proc(NsChildPlan *p) {
 }
 
 static int step_mount_dev(NsChildPlan *p) {
-        return sys_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64");
+        /* nodev does not reach the host nodes bound below: each bind is its own mount. */
+        return sys_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                         "mode=0755,size=64k,nr_inodes=64");
 }
 
 /* mknod is not allowed in a user namespace: bind the host's nodes over empty files. */
@@ -225,7 +414,8 @@ static int step_mount_shm(NsChildPlan *p) {
 
 /* Nothing may add nodes to /dev later. */
 static int step_seal_dev(NsChildPlan *p) {
-        return sys_mount(NULL, "dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
+        return sys_mount(NULL, "dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                         NULL);
 }
 
 static int step_set_hostname(NsChildPlan *p) {
@@ -268,6 +458,31 @@ static int step_setsid(NsChildPlan *p) {
         return sys_result(syscall(SYS_setsid));
 }
 
+static int rlimit_set(int resource, uint64_t value) {
+        struct {
+                uint64_t cur, max;
+        } rl = {value, value};
+        return sys_result(syscall(SYS_prlimit64, 0, resource, &rl, NULL));
+}
+
+/* Inherited by the agent and everything it starts; without capabilities nobody can raise
+ * them again. No core dumps (they could fill the disk and leak memory of the agent);
+ * 1024 fds (R10); files no larger than the disk quota (EFBIG before ENOSPC). */
+static int step_rlimits(NsChildPlan *p) {
+        int r = rlimit_set(RLIMIT_CORE, 0);
+        if (r >= 0)
+                r = rlimit_set(RLIMIT_NOFILE, NS_RLIMIT_NOFILE);
+        if (r >= 0 && p->fsize_max > 0)
+                r = rlimit_set(RLIMIT_FSIZE, p->fsize_max);
+        return r;
+}
+
+/* The last step before exec: from here on the denylist applies to us, then the agent.
+ * TSYNC is moot for a single thread, but makes a stray thread an error, not a hole. */
+static int step_seccomp(NsChildPlan *p) {
+        return sys_result(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, p->seccomp));
+}
+
 /* 0 = /dev/null, 1 and 2 = the log, 3 = the listening socket, 4 and 5 (CLOEXEC) = the
  * error pipe and the agent binary until exec; everything else closed. The parent placed
  * our fds at 10 and above, so the dup2s below never clobber each other. */
@@ -305,16 +520,21 @@ typedef struct NsChildStep {
 static const NsChildStep child_steps[] = {
         {"reset-signals", step_reset_signals},
         {"close-parent-fds", step_close_parent_fds},
+        {"drop-host-ids", step_drop_host_ids},
+        {"unshare-user", step_unshare_user},
         {"wait-release", step_wait_release},
-        {"unshare-cgroup", step_unshare_cgroup},
+        {"unshare-namespaces", step_unshare_namespaces},
+        {"fork-init", step_fork_init},
+        {"make-private", step_make_private},
+        {"attach-image", step_attach_image},
         {"open-layers", step_open_layers},
         {"become-root", step_become_root},
-        {"make-private", step_make_private},
         {"mount-overlay", step_mount_overlay},
         {"bind-ro", step_bind_ro},
         {"mount-proc", step_mount_proc},
         {"mount-dev", step_mount_dev},
         {"dev-nodes", step_dev_nodes},
+        {"mask-proc", ns_child_mask_proc},
         {"dev-links", step_dev_links},
         {"mount-devpts", step_mount_devpts},
         {"mount-shm", step_mount_shm},
@@ -323,9 +543,10 @@ static const NsChildStep child_steps[] = {
         {"pivot-root", step_pivot_root},
         {"drop-caps", step_drop_caps},
         {"no-new-privs", step_no_new_privs},
-        /* seccomp goes here: after the last privileged step, before fds and exec. */
         {"setsid", step_setsid},
+        {"rlimits", step_rlimits},
         {"setup-fds", step_setup_fds},
+        {"seccomp", step_seccomp},
         {"exec-agent", step_exec_agent},
 };
 

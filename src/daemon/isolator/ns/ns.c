@@ -23,66 +23,41 @@
 
 #define INIT_EXIT_TIMEOUT_MS 5000
 
-/* The image's lower layer belongs to host root, which is unmapped inside, and overlayfs
- * refuses to copy up files of unmapped owners. Until the lower layer is idmapped (the
- * hardening issue), the places a sandbox writes to are pre-made in its upper layer, owned
- * by its root; they merge with the image's directories of the same name. */
-static const struct {
-        const char *path;
-        mode_t mode;
-} upper_dirs[] = {
-        {"etc", 0755},  {"home", 0755}, {"root", 0700},     {"run", 0755},
-        {"tmp", 01777}, {"var", 0755},  {"var/tmp", 01777},
-};
+/* Makes dirfd/name owned by the sandbox's root, through name.tmp and a rename, so it is
+ * either complete or absent. Once it exists it belongs to the sandbox: never touched again
+ * from here. A leftover name.tmp was never mounted, so it is empty. */
+static int dir_make_owned(int dirfd, const char *name, mode_t mode, uid_t uid) {
+        char tmp[32];
 
-static int mkdir_owned(int dirfd, const char *name, mode_t mode, uid_t uid) {
-        if (mkdirat(dirfd, name, 0700) < 0)
+        if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) >= 0)
+                return 0;
+        snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+        unlinkat(dirfd, tmp, AT_REMOVEDIR);
+        if (mkdirat(dirfd, tmp, 0700) < 0)
                 return -errno;
-        if (fchownat(dirfd, name, uid, (gid_t) uid, AT_SYMLINK_NOFOLLOW) < 0 ||
-            fchmodat(dirfd, name, mode, 0) < 0)
+        if (fchownat(dirfd, tmp, uid, (gid_t) uid, AT_SYMLINK_NOFOLLOW) < 0 || fchmodat(dirfd, tmp, mode, 0) < 0 ||
+            renameat(dirfd, tmp, dirfd, name) < 0)
                 return -errno;
         return 0;
 }
 
-/* Only ever removes what upper_dir_populate() made: the temp dir is never mounted. */
-static void upper_tmp_remove(int dirfd) {
-        char path[64];
+/* upper/ and work/ here, or on the sandbox's own disk when it has a quota. The image is
+ * idmapped (ns-idmap.c), so the sandbox's root owns its files and overlay copies them up
+ * on write: upper/ starts empty. */
+static int layers_make(const SandboxPlan *plan, int dirfd, ForgeError *err) {
+        int r = 0;
 
-        for (size_t i = ELEMENTSOF(upper_dirs); i > 0; i--) {
-                snprintf(path, sizeof(path), "upper.tmp/%s", upper_dirs[i - 1].path);
-                unlinkat(dirfd, path, AT_REMOVEDIR);
+        if (!ns_disk_is_wanted(plan)) {
+                r = dir_make_owned(dirfd, "upper", 0755, plan->uid_base);
+                if (r >= 0)
+                        r = dir_make_owned(dirfd, "work", 0700, plan->uid_base);
         }
-        unlinkat(dirfd, "upper.tmp", AT_REMOVEDIR);
-}
-
-/* upper/ appears complete or not at all; once it exists it is the sandbox's, never
- * touched again from here. */
-static int upper_dir_populate(int dirfd, uid_t uid) {
-        char path[64];
-        int r;
-
-        if (faccessat(dirfd, "upper", F_OK, AT_SYMLINK_NOFOLLOW) >= 0)
-                return 0;
-        upper_tmp_remove(dirfd);
-        r = mkdir_owned(dirfd, "upper.tmp", 0755, uid);
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(upper_dirs); i++) {
-                snprintf(path, sizeof(path), "upper.tmp/%s", upper_dirs[i].path);
-                r = mkdir_owned(dirfd, path, upper_dirs[i].mode, uid);
-        }
-        if (r >= 0 && renameat(dirfd, "upper.tmp", dirfd, "upper") < 0)
+        if (r >= 0 && mkdirat(dirfd, "root", 0755) < 0 && errno != EEXIST)
                 r = -errno;
-        return r;
-}
-
-static int work_dir_make(int dirfd, uid_t uid) {
-        if (faccessat(dirfd, "work", F_OK, AT_SYMLINK_NOFOLLOW) >= 0)
-                return 0;
-        /* Half-made by a crashed create: it was never mounted, so it is empty. */
-        unlinkat(dirfd, "work.tmp", AT_REMOVEDIR);
-        int r = mkdir_owned(dirfd, "work.tmp", 0700, uid);
-        if (r >= 0 && renameat(dirfd, "work.tmp", dirfd, "work") < 0)
-                r = -errno;
-        return r;
+        if (r < 0)
+                return forge_error_set(err, r, "isolator_failed", "cannot prepare the sandbox dirs: %s",
+                                       strerror(-r));
+        return ns_disk_prepare(plan, err);
 }
 
 static int plan_check(const SandboxPlan *plan, ForgeError *err) {
@@ -105,14 +80,9 @@ static int ns_create(const SandboxPlan *plan, ForgeError *err) {
         dirfd = open(plan->dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dirfd < 0)
                 return forge_error_set(err, errno, "isolator_failed", "cannot open %s: %m", plan->dir);
-        r = upper_dir_populate(dirfd, plan->uid_base);
-        if (r >= 0)
-                r = work_dir_make(dirfd, plan->uid_base);
-        if (r >= 0 && mkdirat(dirfd, "root", 0755) < 0 && errno != EEXIST)
-                r = -errno;
+        r = layers_make(plan, dirfd, err);
         if (r < 0)
-                return forge_error_set(err, r, "isolator_failed", "cannot prepare the sandbox dirs: %s",
-                                       strerror(-r));
+                return r;
         r = cgroup_create(plan->id, &plan->limits);
         if (r < 0)
                 return forge_error_set(err, r, "isolator_failed", "cannot create the sandbox cgroups: %s",
@@ -126,6 +96,10 @@ static int ns_start(const SandboxPlan *plan, ForgeError *err) {
                 return r;
         if (ns_init_pid(plan->dir) > 0)
                 return 0;
+        /* After a reboot or a crash the disk may not be mounted any more. */
+        r = ns_disk_prepare(plan, err);
+        if (r < 0)
+                return r;
         return ns_spawn(plan, err);
 }
 
@@ -182,6 +156,13 @@ static int ns_destroy(const SandboxPlan *plan) {
         r = cgroup_remove(plan->id);
         if (r < 0 && ret >= 0)
                 ret = r;
+        /* Whatever the plan says: reconcile passes bare plans. */
+        r = ns_disk_release(plan->dir);
+        if (r < 0) {
+                log_sb_warn(plan->id, r, "cannot release the sandbox's disk");
+                if (ret >= 0)
+                        ret = r;
+        }
         dirfd = open(plan->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dirfd >= 0) {
                 if (unlinkat(dirfd, "agent.sock", 0) < 0 && errno != ENOENT && ret >= 0)
@@ -216,7 +197,11 @@ static int reap_one(const char *id, void *userdata) {
 static int ns_reap_unknown(bool (*known)(const char *id, void *userdata), void *userdata) {
         ReapContext c = {.known = known, .userdata = userdata};
         int r = cgroup_foreach_sandbox(reap_one, &c);
-        return r < 0 ? r : c.ret;
+        int d = ns_disk_reap_unknown(known, userdata);
+
+        if (r < 0)
+                return r;
+        return c.ret < 0 ? c.ret : d;
 }
 
 /* FNV-1a of the state dir's absolute path: a short, stable name for this instance. */
@@ -230,7 +215,12 @@ static int ns_init(const char *state_dir, ForgeError *err) {
                 h = (h ^ (uint8_t) *p) * 16777619u;
         snprintf(name, sizeof(name), "forge-%08x", h);
         cgroup_set_group(name);
-        return 0;
+        return ns_disk_set_state_dir(abs);
+}
+
+/* A clean stop leaves no empty group behind (sandboxes keep theirs: they outlive forged). */
+static void ns_fini(void) {
+        cgroup_remove_group();
 }
 
 static int ns_available(ForgeError *err) {
@@ -240,6 +230,7 @@ static int ns_available(ForgeError *err) {
 const IsolatorOps isolator_ns = {
         .name = "ns",
         .init = ns_init,
+        .fini = ns_fini,
         .available = ns_available,
         .create = ns_create,
         .start = ns_start,

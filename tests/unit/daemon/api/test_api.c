@@ -44,6 +44,14 @@ static void test_routes_match(void **state) {
         expect_route("GET", "/v1/sandboxes/abc/files/list", api_files_list, "abc");
         expect_route("GET", "/v1/sandboxes/abc/files/stat", api_files_stat, "abc");
         expect_route("POST", "/v1/sandboxes/abc/files/mkdir", api_files_mkdir, "abc");
+        expect_route("POST", "/v1/sandboxes/abc/processes", api_process_start, "abc");
+        expect_route("GET", "/v1/sandboxes/abc/processes", api_process_list, "abc");
+        expect_route("GET", "/v1/sandboxes/abc/processes/12", api_process_get, "abc");
+        expect_route("DELETE", "/v1/sandbox/abc/processes/12", api_process_kill, "abc");
+        expect_route("GET", "/v1/sandboxes/abc/processes/12/output", api_process_output, "abc");
+        expect_route("POST", "/v1/sandboxes/abc/processes/12/stdin", api_process_stdin, "abc");
+        expect_route("POST", "/v1/sandboxes/abc/processes/12/signal", api_process_signal, "abc");
+        expect_route("GET", "/v1/sandboxes/abc/processes/12/attach", api_process_attach, "abc");
 }
 
 static void test_routes_refuse(void **state) {
@@ -55,6 +63,9 @@ static void test_routes_refuse(void **state) {
         expect_no_route("PATCH", "/v1/sandboxes/abc", 405);
         expect_no_route("GET", "/v1/sandboxes/abc/shell", 405);
         expect_no_route("POST", "/health", 405);
+        expect_no_route("GET", "/v1/sandboxes/abc/processes//output", 404);
+        expect_no_route("GET", "/v1/sandboxes/abc/processes/12/nope", 404);
+        expect_no_route("PUT", "/v1/sandboxes/abc/processes/12", 405);
 }
 
 static void test_route_id_too_long_is_404(void **state) {

@@ -1,8 +1,9 @@
-/* The ns isolator against the real kernel: needs root. Everything is checked from the
- * host side through /proc and the cgroup filesystems, so the test does not depend on the
- * agent protocol; FORGE_AGENT_BIN names the binary booted as the sandbox's init. */
+/* The ns isolator against the real kernel: needs root. Checks run from the host side
+ * through /proc, mountinfo and the cgroup filesystems, and from the inside through probes
+ * that the real agent (FORGE_AGENT_BIN, the sandbox's init) runs over its protocol. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <signal.h>
 #include <limits.h>
 #include <poll.h>
@@ -13,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -23,6 +28,8 @@
 #include "daemon/core/image-host.h"
 #include "daemon/isolator/isolator.h"
 #include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/ns/ns-internal.h"
+#include "proto/proto.h"
 
 typedef struct Fixture {
         char state[PATH_MAX];
@@ -144,6 +151,45 @@ static void check_ids_and_privileges(const Fixture *f, pid_t pid) {
         assert_non_null(strstr(buf, "NoNewPrivs:\t1"));
 }
 
+static void status_field(const char *status, const char *key, char *ret, size_t size) {
+        const char *line = strstr(status, key);
+
+        assert_non_null(line);
+        line += strlen(key);
+        line += strspn(line, "\t ");
+        snprintf(ret, size, "%.*s", (int) strcspn(line, "\n"), line);
+}
+
+/* The user namespace belongs to the sandbox's host uid, not to host root (forged): the
+ * kernel charges per-user counts (inotify, mqueue...) in the initial namespace to the
+ * owner, so each sandbox has its own (SECURITY.md R12). */
+static void check_userns_owner(const Fixture *f, pid_t pid) {
+        char path[64];
+        uid_t owner = (uid_t) -1;
+        int fd;
+
+        xsnprintf(path, sizeof(path), "/proc/%ld/ns/user", (long) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(ioctl(fd, NS_GET_OWNER_UID, &owner), 0);
+        close(fd);
+        assert_int_equal(owner, f->plan.uid_base);
+}
+
+/* ns.pid names the agent: PID 1 of its pid namespace and our own child (so destroy kills
+ * the namespace with it and is_alive can reap it). */
+static void check_init_process(pid_t pid) {
+        char buf[8192], value[64], expected[64];
+
+        read_proc(pid, "status", buf, sizeof(buf));
+        status_field(buf, "NSpid:", value, sizeof(value));
+        xsnprintf(expected, sizeof(expected), "%ld\t1", (long) pid);
+        assert_string_equal(value, expected);
+        status_field(buf, "PPid:", value, sizeof(value));
+        assert_int_equal(atol(value), getpid());
+        assert_non_null(strstr(buf, "Name:\tforge-agent"));
+}
+
 /* Finds the mountinfo line with this mount point; copies "options - fstype" into ret. */
 static bool mount_find(const char *mountinfo, const char *point, char *ret, size_t size) {
         char needle[PATH_MAX];
@@ -256,6 +302,294 @@ static bool cgroup_exists(const char *id) {
         return false;
 }
 
+static bool known_except(const char *id, void *userdata) {
+        /* Only ever reap our own sandbox: other daemons may share this machine. */
+        return strcmp(id, userdata) != 0;
+}
+
+/* ---- probes: a minimal synchronous client of the agent protocol ---- */
+
+static void read_exact(int fd, void *buf, size_t n) {
+        for (size_t done = 0; done < n;) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                assert_int_equal(poll(&p, 1, 60000), 1); /* a hang is a failure */
+                ssize_t k = read(fd, (char *) buf + done, n - done);
+                assert_true(k > 0);
+                done += (size_t) k;
+        }
+}
+
+static uint8_t *frame_recv(int fd, ProtoHeader *h) {
+        uint8_t raw[PROTO_HEADER_SIZE], *payload;
+
+        read_exact(fd, raw, sizeof(raw));
+        assert_int_equal(proto_header_decode(raw, h), 0);
+        payload = malloc(h->length + 1);
+        assert_non_null(payload);
+        read_exact(fd, payload, h->length);
+        return payload;
+}
+
+static int agent_open(const Fixture *f) {
+        struct pollfd pfd = {.events = POLLOUT};
+        ProtoHeader h;
+        int fd = -1;
+
+        assert_int_equal(isolator_ns.connect(&f->plan, &fd), 0);
+        pfd.fd = fd;
+        assert_int_equal(poll(&pfd, 1, 5000), 1);
+        assert_int_equal(fcntl(fd, F_SETFL, 0), 0);
+        free(frame_recv(fd, &h));
+        assert_int_equal(h.type, PROTO_HELLO);
+        return fd;
+}
+
+/* Runs `sh -c script` in the sandbox; returns its exit code, stdout in out. */
+static int sandbox_sh(const Fixture *f, const char *script, char *out, size_t size) {
+        int fd = agent_open(f);
+        ProtoBuf b = {0};
+        ProtoExit ex = {0};
+        size_t n = 0;
+        uint16_t ev;
+
+        proto_request_begin(&b, 1, PROTO_OP_SPAWN);
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "/bin/sh");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "-c");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, script);
+        proto_buf_put_str(&b, PROTO_TAG_ENV, "PATH=/usr/bin:/bin:/usr/sbin:/sbin");
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 1);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        assert_int_equal(write(fd, b.data, b.len), (ssize_t) b.len);
+        proto_buf_free(&b);
+        for (;;) {
+                ProtoHeader h;
+                uint8_t *payload = frame_recv(fd, &h);
+                if (h.type == PROTO_RESPONSE) {
+                        ProtoResponse resp;
+                        assert_int_equal(proto_response_decode(payload, h.length, &resp), 0);
+                        assert_int_equal(resp.status, 0);
+                        proto_response_done(&resp);
+                } else if (h.type == PROTO_DATA && h.channel == 1 && h.stream == PROTO_STREAM_STDOUT) {
+                        assert_true(n + h.length < size);
+                        memcpy(out + n, payload, h.length);
+                        n += h.length;
+                } else if (h.type == PROTO_EVENT && h.channel == 1) {
+                        assert_int_equal(proto_event_decode(payload, h.length, &ev, &ex), 0);
+                        free(payload);
+                        break;
+                }
+                free(payload);
+        }
+        out[n] = 0;
+        close(fd);
+        return ex.signal ? 128 + (int) ex.signal : (int) ex.exit_code;
+}
+
+static void sh_expect(const Fixture *f, const char *script, const char *expected) {
+        static char out[65536];
+        int code = sandbox_sh(f, script, out, sizeof(out));
+
+        if (code != 0 || strcmp(out, expected) != 0)
+                fail_msg("probe `%s`: exit %d, output '%s', expected '%s'", script, code, out, expected);
+}
+
+/* Seccomp, NoNewPrivs and every capability set of the agent (from the host) and of a
+ * grandchild it spawned (from the inside). */
+static void check_hardening_status(const Fixture *f, pid_t pid) {
+        static const char *const keys[] = {"Seccomp:", "NoNewPrivs:", "CapInh:", "CapPrm:",
+                                           "CapEff:",  "CapBnd:",     "CapAmb:"};
+        static const char *const want[] = {"2", "1", "0000000000000000", "0000000000000000", "0000000000000000",
+                                           "0000000000000000", "0000000000000000"};
+        char status[8192], value[256], script[512], expected[512] = "";
+
+        read_proc(pid, "status", status, sizeof(status));
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                status_field(status, keys[i], value, sizeof(value));
+                if (strcmp(value, want[i]) != 0)
+                        fail_msg("agent %s %s, expected %s", keys[i], value, want[i]);
+                strcat(expected, want[i]);
+                strcat(expected, "\n");
+        }
+        xsnprintf(script, sizeof(script),
+                  "sh -c 'for k in Seccomp NoNewPrivs CapInh CapPrm CapEff CapBnd CapAmb; do "
+                  "sed -n \"s/^$k:[[:space:]]*//p\" /proc/self/status; done'");
+        sh_expect(f, script, expected);
+        /* The agent made itself non-dumpable; its environment is PATH alone. */
+        read_proc(pid, "environ", value, sizeof(value));
+        assert_string_equal(value, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        sh_expect(f, "ls /proc/self/fd | tr '\\n' ' '", "0 1 2 3 ");
+        sh_expect(f, "ulimit -c; ulimit -n", "0\n1024\n");
+}
+
+/* Calls the filter denies answer EPERM/ENOSYS; what the agent needs still works. */
+static void check_seccomp_rules(const Fixture *f) {
+        sh_expect(f, "unshare -U true 2>/dev/null || echo denied", "denied\n");
+        sh_expect(f, "unshare -m true 2>/dev/null || echo denied", "denied\n");
+        sh_expect(f, "mount -t tmpfs t /mnt 2>/dev/null || echo denied", "denied\n");
+        sh_expect(f, "hostname evil 2>/dev/null || echo denied", "denied\n");
+        sh_expect(f, "dmesg >/dev/null 2>&1 || echo denied", "denied\n");
+        /* fork without namespace flags, setsid and pipes keep working */
+        sh_expect(f, "(setsid sh -c 'echo child') | cat", "child\n");
+        if (access("/usr/bin/python3", X_OK) == 0) {
+                sh_expect(f,
+                          "python3 -c 'import ctypes,errno; l=ctypes.CDLL(None,use_errno=True); "
+                          "r=[]; "
+                          "r.append(l.syscall(435,0,0)==-1 and ctypes.get_errno()==errno.ENOSYS); "      /* clone3 */
+                          "r.append(l.personality(0x0040000)==-1 and ctypes.get_errno()==errno.EPERM); " /* ASLR off */
+                          "r.append(l.personality(0xffffffff)>=0); "
+                          "r.append(l.syscall(0x40000000|39)==-1 and ctypes.get_errno()==errno.ENOSYS); " /* x32 getpid */
+                          "import socket; "
+                          "exec(\"try:\\n socket.socket(38,5,0); r.append(False)\\nexcept OSError as e: r.append(e.errno==errno.EPERM)\"); "
+                          "exec(\"try:\\n socket.socket(40,1,0); r.append(False)\\nexcept OSError as e: r.append(e.errno==errno.EPERM)\"); "
+                          "r.append(l.ioctl(0,0x5412|(1<<32),ctypes.c_char_p(b\"x\"))==-1 and ctypes.get_errno()==errno.EPERM); "
+                          "r.append(l.syscall(298,0,0,0,0,0)==-1 and ctypes.get_errno()==errno.EPERM); " /* perf_event_open */
+                          "r.append(l.syscall(425,1,0)==-1 and ctypes.get_errno()==errno.EPERM); "       /* io_uring_setup */
+                          "print(r)'",
+                          "[True, True, True, True, True, True, True, True, True]\n");
+        }
+}
+
+static const char *const proc_covered[] = {
+        "acpi", "asound",      "interrupts", "kcore", "keys", "latency_stats", "sched_debug", "scsi", "timer_list",
+        "timer_stats", "bus", "fs",         "irq",   "sys",  "sysrq-trigger",
+};
+
+/* Masked files read empty, /proc/sys and friends are read-only, /dev holds only the
+ * listed nodes, flags as SECURITY.md says. */
+static void check_proc_and_dev(const Fixture *f, pid_t pid) {
+        static char mountinfo[65536];
+        char line[PATH_MAX];
+
+        /* Masked files read empty, masked directories list nothing (this kernel may lack some). */
+        sh_expect(f,
+                  "for p in acpi asound interrupts kcore keys latency_stats sched_debug scsi timer_list timer_stats; "
+                  "do if test -d /proc/$p; then ls -A /proc/$p; elif test -e /proc/$p; then cat /proc/$p; fi; done "
+                  "| wc -c",
+                  "0\n");
+        sh_expect(f, "test ! -e /proc/sysrq-trigger || echo 1 > /proc/sysrq-trigger 2>/dev/null || echo denied",
+                  access("/proc/sysrq-trigger", F_OK) == 0 ? "denied\n" : "");
+        sh_expect(f, "echo 1 > /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo denied", "denied\n");
+        sh_expect(f, "ls /dev | tr '\\n' ' '", "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero ");
+        sh_expect(f, "test -e /sys || echo no-sys", "no-sys\n");
+        read_proc(pid, "mountinfo", mountinfo, sizeof(mountinfo));
+        assert_true(mount_find(mountinfo, "/proc/sys", line, sizeof(line)));
+        assert_true(strncmp(line, " /proc/sys ro,", 14) == 0);
+        for (size_t i = 0; i < ELEMENTSOF(proc_covered); i++) {
+                char host[64], point[64];
+                xsnprintf(host, sizeof(host), "/proc/%s", proc_covered[i]);
+                xsnprintf(point, sizeof(point), "/proc/%s", proc_covered[i]);
+                if (access(host, F_OK) == 0 && !mount_find(mountinfo, point, line, sizeof(line)))
+                        fail_msg("%s is not covered inside", point);
+        }
+        assert_true(mount_find(mountinfo, "/", line, sizeof(line)));
+        assert_non_null(strstr(line, "nosuid,nodev"));
+        assert_true(mount_find(mountinfo, "/dev", line, sizeof(line)));
+        assert_non_null(strstr(line, "nosuid,nodev,noexec"));
+        assert_true(mount_find(mountinfo, "/dev/shm", line, sizeof(line)));
+        assert_non_null(strstr(line, "nosuid,nodev,noexec"));
+        assert_true(mount_find(mountinfo, "/usr", line, sizeof(line)));
+        assert_non_null(strstr(line, "ro,nosuid,nodev"));
+        /* no host path leaks through mount options */
+        assert_null(strstr(mountinfo, f->state));
+}
+
+/* The image and /usr are idmapped: host root's files are root's inside, /usr stays
+ * read-only even for root, image files are edited through copy-up. */
+static void check_idmapped(const Fixture *f) {
+        char path[PATH_MAX], buf[4096];
+
+        sh_expect(f, "stat -c %u:%g /usr/bin/sh /etc/passwd /", "0:0\n0:0\n0:0\n");
+        sh_expect(f, "touch /usr/bin/forge-probe 2>/dev/null || echo denied", "denied\n");
+        sh_expect(f, "echo 10.1.2.3 probe >> /etc/hosts && tail -n 1 /etc/hosts", "10.1.2.3 probe\n");
+        sh_expect(f, "touch /tmp/t /root/r /var/tmp/v /x && echo ok", "ok\n");
+        /* the image itself is untouched */
+        xsnprintf(path, sizeof(path), "%s/etc/hosts", f->rootfs);
+        assert_int_equal(read_full_file(path, buf, sizeof(buf), NULL), 0);
+        assert_null(strstr(buf, "probe"));
+}
+
+static void test_hardening(void **state) {
+        Fixture *f = *state;
+        pid_t pid;
+
+        start_sandbox(f);
+        pid = init_pid(f);
+        check_hardening_status(f, pid);
+        check_seccomp_rules(f);
+        check_proc_and_dev(f, pid);
+        check_idmapped(f);
+        assert_int_equal(isolator_ns.destroy(&f->plan), 0);
+}
+
+static bool host_has_mount_under(const char *dir) {
+        static char mountinfo[1 << 20];
+
+        assert_int_equal(read_full_file("/proc/self/mountinfo", mountinfo, sizeof(mountinfo), NULL), 0);
+        return strstr(mountinfo, dir) != NULL;
+}
+
+static void check_disk_gone(const Fixture *f) {
+        char loop[32] = "";
+
+        for (int i = 0; i < 300 && (assert_int_equal(ns_disk_loop_find(f->dir, loop, sizeof(loop)) >= 0, 1), loop[0]);
+             i++) {
+                loop[0] = 0;
+                usleep(10000);
+        }
+        assert_string_equal(loop, "");
+        assert_false(host_has_mount_under(f->dir));
+}
+
+#define DISK_MB 64
+
+static void test_disk_quota(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], loop[32] = "", out[256];
+        struct stat st;
+        pid_t pid;
+
+        f->plan.limits.disk_mb = DISK_MB;
+        start_sandbox(f);
+        pid = init_pid(f);
+        assert_int_equal(ns_disk_loop_find(f->dir, loop, sizeof(loop)), 1);
+        assert_true(host_has_mount_under(f->dir));
+        sh_expect(f, "ulimit -f", "131072\n"); /* 512-byte blocks: the disk cap */
+        /* inodes are bounded too */
+        sh_expect(f, "mkdir /root/many && cd /root/many && seq 1 20000 | xargs touch 2>/dev/null; "
+                     "n=$(ls | wc -l); test $n -gt 1000 && test $n -lt 20000 && echo bounded",
+                  "bounded\n");
+        sh_expect(f, "rm -rf /root/many; head -c 40M /dev/zero > /root/a && head -c 40M /dev/zero > /tmp/b 2>/dev/null "
+                     "|| echo full",
+                  "full\n");
+        assert_int_equal(sandbox_sh(f, "head -c 1M /dev/zero > /root/c 2>&1", out, sizeof(out)), 1);
+        xsnprintf(path, sizeof(path), "%s/disk.img", f->dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, DISK_MB * 1024 * 1024);
+        assert_true((uint64_t) st.st_blocks * 512 <= DISK_MB * 1024 * 1024);
+        /* files outlive a restart: destroy releases the disk, start mounts it again */
+        assert_int_equal(isolator_ns.destroy(&f->plan), 0);
+        assert_int_equal(kill(pid, 0), -1);
+        check_disk_gone(f);
+        start_sandbox(f);
+        sh_expect(f, "wc -c < /root/a", "41943040\n");
+        assert_int_equal(isolator_ns.destroy(&f->plan), 0);
+        check_disk_gone(f);
+        assert_false(cgroup_exists(f->id));
+}
+
+static void test_disk_reap_unknown(void **state) {
+        Fixture *f = *state;
+        char loop[32] = "";
+
+        f->plan.limits.disk_mb = DISK_MB;
+        assert_int_equal(ns_disk_set_state_dir(f->state), 0);
+        start_sandbox(f);
+        assert_int_equal(ns_disk_loop_find(f->dir, loop, sizeof(loop)), 1);
+        assert_int_equal(isolator_ns.reap_unknown(known_except, f->id), 0);
+        assert_false(cgroup_exists(f->id));
+        check_disk_gone(f);
+}
+
 static void test_available(void **state) {
         ForgeError err = {0};
 
@@ -275,6 +609,8 @@ static void test_lifecycle(void **state) {
         pid = init_pid(f);
         check_namespaces(pid);
         check_ids_and_privileges(f, pid);
+        check_userns_owner(f, pid);
+        check_init_process(pid);
         check_mounts(pid);
         check_cgroups(f, pid);
         check_connect(f);
@@ -309,9 +645,24 @@ static void test_destroy_half_created(void **state) {
         assert_false(cgroup_exists(f->id));
 }
 
-static bool known_except(const char *id, void *userdata) {
-        /* Only ever reap our own sandbox: other daemons may share this machine. */
-        return strcmp(id, userdata) != 0;
+/* A step of the init (after the setup child forked it) fails: start reports the step by
+ * name, and neither the setup child nor the init is left behind, not even as a zombie. */
+static void test_setup_failure(void **state) {
+        Fixture *f = *state;
+        ForgeError err = {0};
+        char path[PATH_MAX];
+
+        assert_int_equal(isolator_ns.create(&f->plan, &err), 0);
+        xsnprintf(path, sizeof(path), "%s/upper", f->dir);
+        assert_int_equal(rmdir(path), 0);
+        assert_true(isolator_ns.start(&f->plan, &err) < 0);
+        assert_string_equal(err.code, "isolator_failed");
+        if (!strstr(err.message, "open-layers"))
+                fail_msg("unexpected error: %s", err.message);
+        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+        assert_int_equal(isolator_ns.is_alive(&f->plan), 0);
+        assert_int_equal(isolator_ns.destroy(&f->plan), 0);
 }
 
 static void test_reap_unknown(void **state) {
@@ -372,7 +723,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_image_host, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_lifecycle, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_destroy_half_created, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_setup_failure, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_reap_unknown, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_hardening, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_disk_quota, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_disk_reap_unknown, fixture_setup, fixture_teardown),
         };
         if (geteuid() != 0) {
                 fprintf(stderr, "test_ns needs root; skipping\n");
