@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "basic/fd-util.h"
 #include "cli/forgectl.h"
 
 enum { EXEC_OPT_STDIN = 100, EXEC_OPT_TTY };
@@ -176,19 +177,6 @@ static int read_all(int fd, char **ret, size_t *ret_size) {
         return 0;
 }
 
-static int write_all(int fd, const char *bytes, size_t size) {
-        while (size > 0) {
-                ssize_t n = write(fd, bytes, size);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                bytes += n;
-                size -= (size_t) n;
-        }
-        return 0;
-}
-
 static int stdin_attach(ForgectlExecArgs *a) {
         char *data = NULL;
         size_t size = 0;
@@ -208,8 +196,8 @@ static int stdin_attach(ForgectlExecArgs *a) {
 
 /* Passes the command's output on and returns the exit status it maps to. */
 static int result_deliver(const ForgeResult *res) {
-        write_all(STDOUT_FILENO, res->stdout_buf.data, res->stdout_buf.size);
-        write_all(STDERR_FILENO, res->stderr_buf.data, res->stderr_buf.size);
+        fd_write_full(STDOUT_FILENO, res->stdout_buf.data, res->stdout_buf.size);
+        fd_write_full(STDERR_FILENO, res->stderr_buf.data, res->stderr_buf.size);
         if (res->truncated)
                 fprintf(stderr,
                         "forgectl: the output was longer than the server keeps; the rest was dropped\n");

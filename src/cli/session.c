@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "basic/fd-util.h"
 #include "basic/time-util.h"
 #include "cli/forgectl.h"
 
@@ -55,21 +56,6 @@ static void session_signals_install(bool winch, sigset_t *ret_old_mask, sigset_t
         sigdelset(ret_wait_mask, SIGWINCH);
 }
 
-static int write_all(int fd, const void *bytes, size_t size) {
-        const char *p = bytes;
-
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                p += n;
-                size -= (size_t) n;
-        }
-        return 0;
-}
-
 int forgectl_process_exit_status(const ForgeProcess *p) {
         int status = forge_process_exit_status(p);
 
@@ -92,7 +78,7 @@ typedef struct AttachState {
 } AttachState;
 
 static int on_attach_output(const void *bytes, size_t size, void *userdata) {
-        return write_all(STDOUT_FILENO, bytes, size);
+        return fd_write_full(STDOUT_FILENO, bytes, size);
 }
 
 static void on_attach_exit(const ForgeProcess *p, void *userdata) {
@@ -239,9 +225,9 @@ static int on_stream_event(const ForgeProcessEvent *ev, void *userdata) {
 
         switch (ev->type) {
         case FORGE_EVENT_STDOUT:
-                return write_all(STDOUT_FILENO, ev->data, ev->size);
+                return fd_write_full(STDOUT_FILENO, ev->data, ev->size);
         case FORGE_EVENT_STDERR:
-                return write_all(STDERR_FILENO, ev->data, ev->size);
+                return fd_write_full(STDERR_FILENO, ev->data, ev->size);
         case FORGE_EVENT_DROPPED:
                 st->dropped[strcmp(ev->stream, "stderr") == 0] += ev->dropped;
                 return 0;

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "basic/fd-util.h"
 #include "libforge/internal.h"
 
 static int path_error(int r, ForgeClientError *err) {
@@ -34,18 +35,7 @@ static ssize_t on_stream_read(char *buf, size_t size, void *userdata) {
 }
 
 static int on_fd_write(const char *bytes, size_t size, void *userdata) {
-        int fd = *(int *) userdata;
-
-        while (size > 0) {
-                ssize_t n = write(fd, bytes, size);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                bytes += n;
-                size -= (size_t) n;
-        }
-        return 0;
+        return fd_write_full(*(int *) userdata, bytes, size);
 }
 
 static int on_stream_write(const char *bytes, size_t size, void *userdata) {

@@ -81,6 +81,8 @@ int forge__request_json(ForgeClient *c, const char *method, const char *path, js
 
 /* Copy of a string member, or NULL when absent or null. -ENOMEM only on allocation. */
 int forge__json_strdup(json_t *obj, const char *key, char **ret);
+/* A JSON string's bytes (NULs kept) into a NUL-terminated buffer; "" when not a string. */
+int forge__buffer_from_json(json_t *v, ForgeBuffer *ret);
 /* Adds "KEY=VALUE" entries to obj as members; -EINVAL on an entry without '='. */
 int forge__json_add_pairs(json_t *obj, const char *const *pairs, const char *what, ForgeClientError *err);
 int forge__sandbox_from_json(json_t *j, ForgeSandbox *ret, ForgeClientError *err);

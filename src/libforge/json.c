@@ -121,7 +121,7 @@ int forge__signal_from_name(const char *name) {
         return 0;
 }
 
-static int buffer_from_json(json_t *v, ForgeBuffer *ret) {
+int forge__buffer_from_json(json_t *v, ForgeBuffer *ret) {
         size_t n = json_is_string(v) ? json_string_length(v) : 0;
 
         ret->data = malloc(n + 1);
@@ -156,8 +156,8 @@ int forge__result_from_json(json_t *j, ForgeResult *ret, ForgeClientError *err) 
 
         if (!json_is_object(j) || !json_is_integer(code))
                 return bad_response(err, "an exit code");
-        if (buffer_from_json(json_object_get(j, "stdout"), &res.stdout_buf) < 0 ||
-            buffer_from_json(json_object_get(j, "stderr"), &res.stderr_buf) < 0) {
+        if (forge__buffer_from_json(json_object_get(j, "stdout"), &res.stdout_buf) < 0 ||
+            forge__buffer_from_json(json_object_get(j, "stderr"), &res.stderr_buf) < 0) {
                 forge_result_clear(&res);
                 return forge__error_set(err, ENOMEM, 0, "local_io", "out of memory");
         }

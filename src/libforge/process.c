@@ -301,19 +301,6 @@ FORGE_PUBLIC int forge_process_pipe_stdin(ForgeClient *c, const char *id, long p
         }
 }
 
-static int buffer_from_json(json_t *v, ForgeBuffer *ret) {
-        size_t n = json_is_string(v) ? json_string_length(v) : 0;
-
-        ret->data = malloc(n + 1);
-        if (!ret->data)
-                return -ENOMEM;
-        if (n > 0)
-                memcpy(ret->data, json_string_value(v), n);
-        ret->data[n] = 0;
-        ret->size = n;
-        return 0;
-}
-
 FORGE_PUBLIC void forge_process_output_clear(ForgeProcessOutput *o) {
         if (!o)
                 return;
@@ -338,8 +325,8 @@ FORGE_PUBLIC int forge_process_output(ForgeClient *c, const char *id, long pid, 
                 return r;
         if (!json_is_object(answer))
                 return forge__error_set(err, EPROTO, 200, "bad_response", "the output answer is not an object");
-        if (buffer_from_json(json_object_get(answer, "stdout"), &o.stdout_buf) < 0 ||
-            buffer_from_json(json_object_get(answer, "stderr"), &o.stderr_buf) < 0 ||
+        if (forge__buffer_from_json(json_object_get(answer, "stdout"), &o.stdout_buf) < 0 ||
+            forge__buffer_from_json(json_object_get(answer, "stderr"), &o.stderr_buf) < 0 ||
             forge__json_strdup(answer, "status", &o.status) < 0) {
                 forge_process_output_clear(&o);
                 return no_memory(err);

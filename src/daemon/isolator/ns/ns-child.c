@@ -408,8 +408,7 @@ static int step_mount_devpts(NsChildPlan *p) {
 static int step_mount_shm(NsChildPlan *p) {
         if (syscall(SYS_mkdirat, AT_FDCWD, "dev/shm", 01777) < 0)
                 return -errno;
-        return sys_mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                         "mode=1777,size=64m");
+        return sys_mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p->shm_options);
 }
 
 /* Nothing may add nodes to /dev later. */

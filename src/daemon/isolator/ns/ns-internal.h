@@ -46,11 +46,17 @@ typedef struct NsChildPlan {
         NsBind binds[NS_BINDS_MAX];
         size_t n_binds;
         char hostname[65];
+        char shm_options[64]; /* tmpfs options for /dev/shm, sized from the memory limit */
         int cap_last;
         uint64_t fsize_max; /* RLIMIT_FSIZE in bytes: the disk quota, 0 = unlimited */
         /* Built before clone (ns-seccomp.c); the child only passes it to seccomp(2). */
         const struct sock_fprog *seccomp;
 } NsChildPlan;
+
+/* /dev/shm is a quarter of the memory limit, at most 64 MiB: its pages count against
+ * the memory limit and cannot be swapped, so a full /dev/shm must leave room for the
+ * commands that would delete its files. */
+#define NS_SHM_MAX_MB 64
 
 /* Limits every sandbox process gets (SECURITY.md "Limits"). */
 #define NS_RLIMIT_NOFILE 1024

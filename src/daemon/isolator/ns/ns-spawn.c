@@ -170,6 +170,9 @@ static int child_plan_build(const SandboxPlan *plan, const SpawnFds *f, NsChildP
         if (strlen(hostname) >= sizeof(cp->hostname))
                 return -ENAMETOOLONG;
         snprintf(cp->hostname, sizeof(cp->hostname), "%s", hostname);
+        snprintf(cp->shm_options, sizeof(cp->shm_options), "mode=1777,size=%lldm",
+                 (long long) (plan->limits.memory_mb > 0 ? MAX(MIN(plan->limits.memory_mb / 4, NS_SHM_MAX_MB), 1)
+                                                         : NS_SHM_MAX_MB));
         cp->parent_fds[0] = f->release[1];
         cp->parent_fds[1] = f->error[0];
         cp->release_fd = f->release[0];
