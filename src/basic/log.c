@@ -2,8 +2,11 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "basic/utf8.h"
 
 static LogLevel log_max_level = LOG_LEVEL_INFO;
 static int log_json;
@@ -43,7 +46,8 @@ static void json_escape(FILE *f, const char *s) {
 }
 
 void log_full(LogLevel level, const char *sandbox, int err, const char *fmt, ...) {
-        char msg[2048], stamp[32];
+        char msg[2048], stamp[32], *clean;
+        size_t clean_len;
         struct timespec ts;
         struct tm tm;
         va_list ap;
@@ -67,7 +71,10 @@ void log_full(LogLevel level, const char *sandbox, int err, const char *fmt, ...
                 if (sandbox)
                         fprintf(stderr, ",\"sandbox\":\"%s\"", sandbox);
                 fputs(",\"msg\":\"", stderr);
-                json_escape(stderr, msg);
+                /* A message may quote a client's bytes; JSON strings must be UTF-8. */
+                clean = utf8_sanitize((const uint8_t *) msg, strlen(msg), &clean_len);
+                json_escape(stderr, clean ? clean : "(out of memory)");
+                free(clean);
                 fputc('"', stderr);
                 if (err) {
                         fputs(",\"error\":\"", stderr);

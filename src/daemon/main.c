@@ -9,6 +9,7 @@
 
 #include "basic/log.h"
 #include "daemon/api/api.h"
+#include "daemon/core/lifecycle.h"
 
 typedef struct Options {
         char host[64];
@@ -18,6 +19,7 @@ typedef struct Options {
         const char *agent_path;
         unsigned max_sandboxes;
         uint64_t idle_timeout_ms;
+        int64_t sandbox_idle_timeout_s;
         LogLevel log_level;
         bool log_json;
 } Options;
@@ -32,6 +34,8 @@ static void usage(FILE *f) {
               "  --max-sandboxes N      refuse creates past N sandboxes (default 256)\n"
               "  --idle-timeout-ms N    close connections that send no complete request\n"
               "                         head within N ms (default 60000)\n"
+              "  --idle-timeout-s N     suspend sandboxes idle for N s unless they say\n"
+              "                         otherwise (default 0: never)\n"
               "  --log-level LEVEL      error, warn, info or debug (default info)\n"
               "  --log-json             write log lines as JSON\n"
               "  --help, --version\n",
@@ -66,7 +70,8 @@ static int parse_options(int argc, char **argv, Options *o) {
         static const struct option longopts[] = {
                 {"listen", required_argument, NULL, 'l'},   {"state-dir", required_argument, NULL, 's'},
                 {"isolator", required_argument, NULL, 'i'}, {"agent", required_argument, NULL, 'a'},
-                {"max-sandboxes", required_argument, NULL, 'm'}, {"log-level", required_argument, NULL, 'L'},
+                {"max-sandboxes", required_argument, NULL, 'm'},
+                {"idle-timeout-s", required_argument, NULL, 'I'}, {"log-level", required_argument, NULL, 'L'},
                 {"log-json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'h'},
                 {"idle-timeout-ms", required_argument, NULL, 't'},
                 {"version", no_argument, NULL, 'V'},        {0},
@@ -102,6 +107,13 @@ static int parse_options(int argc, char **argv, Options *o) {
                         o->idle_timeout_ms = strtoull(optarg, &end, 10);
                         if (*end || o->idle_timeout_ms < 100) {
                                 fprintf(stderr, "forged: --idle-timeout-ms wants a number of ms >= 100\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case 'I':
+                        o->sandbox_idle_timeout_s = strtoll(optarg, &end, 10);
+                        if (*end || !*optarg || o->sandbox_idle_timeout_s < 0) {
+                                fprintf(stderr, "forged: --idle-timeout-s wants a number of seconds >= 0\n");
                                 return -EINVAL;
                         }
                         break;
@@ -201,7 +213,8 @@ int main(int argc, char **argv) {
                 log_error("cannot find forge-agent (looked at %s); pass --agent", o.agent_path ? o.agent_path : "?");
                 return 1;
         }
-        cfg = (ManagerConfig){.state_dir = o.state_dir, .agent_path = o.agent_path, .max_sandboxes = o.max_sandboxes};
+        cfg = (ManagerConfig){.state_dir = o.state_dir, .agent_path = o.agent_path, .max_sandboxes = o.max_sandboxes,
+                               .idle_timeout_s = o.sandbox_idle_timeout_s};
         cfg.default_isolator = isolator_choose(o.isolator, &err);
         if (!cfg.default_isolator || manager_new(uv_default_loop(), &cfg, &m, &err) < 0) {
                 log_error("cannot start: %s", err.message);
@@ -210,6 +223,11 @@ int main(int argc, char **argv) {
         r = manager_reconcile(m);
         if (r < 0)
                 log_warn_errno(r, "reconcile could not remove every leftover");
+        r = manager_sweep_start(m);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the idle and TTL timer");
+                return 1;
+        }
         api = (Api){.manager = m, .isolators = isolators};
         r = http_server_new(uv_default_loop(), &limits, api_handle, &api, &server);
         if (r >= 0)

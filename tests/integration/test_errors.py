@@ -7,16 +7,16 @@ import time
 
 import pytest
 
-from forge_client import MiB, check_error, stream_request
+from forge_client import MiB, check_error, stable_list, stream_request
 
 
 @pytest.fixture(autouse=True)
 def unchanged(client, sandbox):
     """Every test here must leave the sandbox list exactly as it found it."""
-    before = client.list()
+    before = stable_list(client)
     yield
     assert client.health().status == 200
-    assert client.list() == before
+    assert stable_list(client) == before
 
 
 # --- JSON bodies -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import time
 
-from forge_client import check_error, check_result
+from forge_client import check_error, check_result, stable_list
 
 
 def test_python_print(sandbox):
@@ -94,13 +94,13 @@ def test_timeout(sandbox):
 
 
 def test_unsupported_runtime(sandbox, client):
-    before = client.list()
+    before = stable_list(client)
     for rt in ("cobol", "python2.4", "../../bin/sh"):
         check_error(sandbox.execute_raw({"code": "x", "runtime": rt}), 400,
                     "unsupported_runtime")
     check_error(sandbox.execute_raw({"code": "x", "language": "brainfuck"}), 400,
                 "unsupported_runtime")
-    assert client.list() == before
+    assert stable_list(client) == before
 
 
 def test_missing_code(sandbox):

@@ -26,6 +26,7 @@ typedef struct ApiCall {
         HttpRequest *req;
         Sandbox *sb;
         json_t *body;
+        bool active; /* counted in sb's activity (core/lifecycle.h) until freed */
 } ApiCall;
 
 typedef void (*ApiHandler)(ApiCall *call);
@@ -37,12 +38,19 @@ typedef enum ApiBody {
         API_BODY_STREAM,   /* the handler reads the raw body itself */
 } ApiBody;
 
+/* What a route needs of the sandbox its path names. */
+typedef enum ApiSandboxNeed {
+        API_SANDBOX_ANY,     /* any state (inspect, destroy, suspend, resume) */
+        API_SANDBOX_RUNNING, /* running; a suspended one is resumed first, others are 409 */
+        API_SANDBOX_AWAKE,   /* a suspended one is resumed first; a failed one is fine too */
+} ApiSandboxNeed;
+
 typedef struct ApiRoute {
         const char *method;
         const char *pattern; /* segments; "*" is the sandbox id */
         ApiHandler handler;
         ApiBody body;
-        bool needs_running; /* the sandbox must be running */
+        ApiSandboxNeed needs;
 } ApiRoute;
 
 /* The route for method+path. On no match, NULL and *ret_status is 404 or 405 (the path
@@ -82,10 +90,13 @@ int api_resolve_path(const char *path, const char *cwd, char **ret, ForgeError *
 /* ---- route handlers ---- */
 
 void api_health(ApiCall *call);
+void api_metrics(ApiCall *call);
 void api_sandbox_create(ApiCall *call);
 void api_sandbox_list(ApiCall *call);
 void api_sandbox_get(ApiCall *call);
 void api_sandbox_delete(ApiCall *call);
+void api_sandbox_suspend(ApiCall *call);
+void api_sandbox_resume(ApiCall *call);
 void api_shell(ApiCall *call);
 void api_execute(ApiCall *call);
 void api_upload(ApiCall *call);

@@ -4,10 +4,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "basic/time-util.h"
 #include "basic/utf8.h"
 #include "daemon/api/api.h"
 #include "daemon/core/exec.h"
 #include "daemon/core/images.h"
+#include "daemon/core/metrics.h"
 
 #define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
 
@@ -24,6 +26,7 @@ typedef struct CommandCall {
         uint8_t carry[2][4]; /* an incomplete UTF-8 sequence at the end of the last piece */
         size_t carry_len[2];
         size_t owed[2]; /* credit held back while the client is slow */
+        int64_t started_ms; /* monotonic, for forge_exec_seconds */
 } CommandCall;
 
 json_t *api_output_json(const uint8_t *data, size_t len) {
@@ -134,6 +137,7 @@ static void on_exec_exit(void *userdata, const ExecStatus *st, const ForgeError 
         ExecResult res;
 
         cc->exec = NULL;
+        metrics_observe_since(METRIC_EXEC_SECONDS, cc->started_ms);
         if (st)
                 res = exec_result(&cc->out, &cc->err, st);
         if (cc->started)
@@ -220,6 +224,7 @@ static void command_run(ApiCall *call, ExecSpec *spec) {
                 return api_fail(call, "internal", "out of memory");
         }
         cc->call = call;
+        cc->started_ms = time_mono_ms();
         cc->stream = accept && strstr(accept, "text/event-stream");
         cc->base64 = encoding && strcmp(encoding, "base64") == 0;
         if (exec_start(call->api->manager, call->sb, spec, &command_exec_ops, cc, &cc->exec, &err) < 0) {

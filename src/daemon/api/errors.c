@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "basic/log.h"
 #include "daemon/api/api.h"
+#include "daemon/core/metrics.h"
 
 static const struct {
         const char *code;
@@ -64,17 +66,24 @@ void api_respond_json(ApiCall *call, int status, json_t *body) {
 void api_respond_error(ApiCall *call, const ForgeError *err) {
         const char *code = err && err->code[0] ? err->code : "internal";
         const char *message = err && err->message[0] ? err->message : "internal error";
-
+        int status = api_error_status(code);
         json_t *body = json_pack("{s:s, s:s}", "error", message, "code", code);
 
+        metrics_count_error(code);
+        /* A 4xx is the client's to read; a 5xx is ours, logged here once with its sandbox
+         * (503 is capacity or a lost agent, not a bug: a warning). */
+        if (status >= 500)
+                log_full(status == 503 ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR, call->sb ? call->sb->id : NULL,
+                         err ? err->errnum : 0, "%s %s answered %d %s: %s", http_request_method(call->req),
+                         http_request_path(call->req), status, code, message);
         /* A message quoting a client's bytes may not be UTF-8; the code still goes out. */
         if (!body)
                 body = json_pack("{s:s, s:s}", "error", "the request was refused", "code", code);
-        api_respond_json(call, api_error_status(code), body);
+        api_respond_json(call, status, body);
 }
 
 void api_fail(ApiCall *call, const char *code, const char *fmt, ...) {
-        ForgeError err = {.errnum = EINVAL};
+        ForgeError err = {.errnum = 0}; /* a sentence, no errno behind it */
         va_list ap;
 
         snprintf(err.code, sizeof(err.code), "%s", code);

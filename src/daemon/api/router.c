@@ -5,31 +5,36 @@
 
 #include "basic/log.h"
 #include "daemon/api/api.h"
+#include "daemon/core/lifecycle.h"
+#include "daemon/core/metrics.h"
 
 static const ApiRoute routes[] = {
         {"GET", "health", api_health, API_BODY_NONE, false},
+        {"GET", "metrics", api_metrics, API_BODY_NONE, API_SANDBOX_ANY},
         {"GET", "v1/sandboxes", api_sandbox_list, API_BODY_NONE, false},
         {"POST", "v1/sandboxes", api_sandbox_create, API_BODY_OPTIONAL, false},
-        {"GET", "v1/sandboxes/*", api_sandbox_get, API_BODY_NONE, false},
-        {"DELETE", "v1/sandboxes/*", api_sandbox_delete, API_BODY_NONE, false},
-        {"POST", "v1/sandboxes/*/shell", api_shell, API_BODY_JSON, true},
-        {"POST", "v1/sandboxes/*/execute", api_execute, API_BODY_JSON, true},
-        {"POST", "v1/sandboxes/*/upload", api_upload, API_BODY_JSON, true},
-        {"GET", "v1/sandboxes/*/download", api_download, API_BODY_NONE, true},
-        {"GET", "v1/sandboxes/*/files", api_download, API_BODY_NONE, true},
-        {"PUT", "v1/sandboxes/*/files", api_files_put, API_BODY_STREAM, true},
-        {"DELETE", "v1/sandboxes/*/files", api_files_delete, API_BODY_NONE, true},
-        {"GET", "v1/sandboxes/*/files/list", api_files_list, API_BODY_NONE, true},
-        {"GET", "v1/sandboxes/*/files/stat", api_files_stat, API_BODY_NONE, true},
-        {"POST", "v1/sandboxes/*/files/mkdir", api_files_mkdir, API_BODY_JSON, true},
-        {"POST", "v1/sandboxes/*/processes", api_process_start, API_BODY_JSON, true},
-        {"GET", "v1/sandboxes/*/processes", api_process_list, API_BODY_NONE, false},
-        {"GET", "v1/sandboxes/*/processes/+", api_process_get, API_BODY_NONE, false},
-        {"DELETE", "v1/sandboxes/*/processes/+", api_process_kill, API_BODY_NONE, false},
-        {"GET", "v1/sandboxes/*/processes/+/output", api_process_output, API_BODY_NONE, false},
-        {"POST", "v1/sandboxes/*/processes/+/stdin", api_process_stdin, API_BODY_JSON, false},
-        {"POST", "v1/sandboxes/*/processes/+/signal", api_process_signal, API_BODY_JSON, false},
-        {"GET", "v1/sandboxes/*/processes/+/attach", api_process_attach, API_BODY_NONE, false},
+        {"GET", "v1/sandboxes/*", api_sandbox_get, API_BODY_NONE, API_SANDBOX_ANY},
+        {"DELETE", "v1/sandboxes/*", api_sandbox_delete, API_BODY_NONE, API_SANDBOX_ANY},
+        {"POST", "v1/sandboxes/*/suspend", api_sandbox_suspend, API_BODY_NONE, API_SANDBOX_ANY},
+        {"POST", "v1/sandboxes/*/resume", api_sandbox_resume, API_BODY_NONE, API_SANDBOX_ANY},
+        {"POST", "v1/sandboxes/*/shell", api_shell, API_BODY_JSON, API_SANDBOX_RUNNING},
+        {"POST", "v1/sandboxes/*/execute", api_execute, API_BODY_JSON, API_SANDBOX_RUNNING},
+        {"POST", "v1/sandboxes/*/upload", api_upload, API_BODY_JSON, API_SANDBOX_RUNNING},
+        {"GET", "v1/sandboxes/*/download", api_download, API_BODY_NONE, API_SANDBOX_RUNNING},
+        {"GET", "v1/sandboxes/*/files", api_download, API_BODY_NONE, API_SANDBOX_RUNNING},
+        {"PUT", "v1/sandboxes/*/files", api_files_put, API_BODY_STREAM, API_SANDBOX_RUNNING},
+        {"DELETE", "v1/sandboxes/*/files", api_files_delete, API_BODY_NONE, API_SANDBOX_RUNNING},
+        {"GET", "v1/sandboxes/*/files/list", api_files_list, API_BODY_NONE, API_SANDBOX_RUNNING},
+        {"GET", "v1/sandboxes/*/files/stat", api_files_stat, API_BODY_NONE, API_SANDBOX_RUNNING},
+        {"POST", "v1/sandboxes/*/files/mkdir", api_files_mkdir, API_BODY_JSON, API_SANDBOX_RUNNING},
+        {"POST", "v1/sandboxes/*/processes", api_process_start, API_BODY_JSON, API_SANDBOX_RUNNING},
+        {"GET", "v1/sandboxes/*/processes", api_process_list, API_BODY_NONE, API_SANDBOX_AWAKE},
+        {"GET", "v1/sandboxes/*/processes/+", api_process_get, API_BODY_NONE, API_SANDBOX_AWAKE},
+        {"DELETE", "v1/sandboxes/*/processes/+", api_process_kill, API_BODY_NONE, API_SANDBOX_AWAKE},
+        {"GET", "v1/sandboxes/*/processes/+/output", api_process_output, API_BODY_NONE, API_SANDBOX_AWAKE},
+        {"POST", "v1/sandboxes/*/processes/+/stdin", api_process_stdin, API_BODY_JSON, API_SANDBOX_AWAKE},
+        {"POST", "v1/sandboxes/*/processes/+/signal", api_process_signal, API_BODY_JSON, API_SANDBOX_AWAKE},
+        {"GET", "v1/sandboxes/*/processes/+/attach", api_process_attach, API_BODY_NONE, API_SANDBOX_AWAKE},
 };
 
 /* Compares one pattern with a path (both without the leading '/'); "*" matches one
@@ -98,6 +103,8 @@ const ApiRoute *api_route_match(const char *method, const char *path, char *ret_
 void api_call_free(ApiCall *call) {
         if (!call)
                 return;
+        if (call->active)
+                sandbox_activity_end(call->sb);
         sandbox_unref(call->sb);
         json_decref(call->body);
         http_request_unref(call->req);
@@ -108,6 +115,34 @@ typedef struct BodyWait {
         ApiCall *call;
         const ApiRoute *route;
 } BodyWait;
+
+static void on_sandbox_ready(Sandbox *sb, const ForgeError *err, void *userdata) {
+        BodyWait *w = userdata;
+        ApiCall *call = w->call;
+        const ApiRoute *route = w->route;
+
+        free(w);
+        if (err)
+                return api_respond_error(call, err);
+        route->handler(call);
+}
+
+/* The last common step: a call that uses the sandbox counts as activity (until it ends:
+ * a follower or an attach keeps the sandbox awake while connected) and finds it running,
+ * resuming it first if it was suspended. The one place where calls resume sandboxes. */
+static void call_run(ApiCall *call, const ApiRoute *route) {
+        BodyWait *w;
+
+        if (!call->sb || route->needs == API_SANDBOX_ANY || !sandbox_is_live(call->sb))
+                return route->handler(call);
+        call->active = true;
+        sandbox_activity_begin(call->sb);
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return api_fail(call, "internal", "out of memory");
+        *w = (BodyWait){.call = call, .route = route};
+        manager_ensure_running(call->api->manager, call->sb, on_sandbox_ready, w);
+}
 
 static void on_body(HttpRequest *req, int status, const char *body, size_t len, void *userdata) {
         BodyWait *w = userdata;
@@ -131,7 +166,7 @@ static void on_body(HttpRequest *req, int status, const char *body, size_t len, 
                                 jerr.text, jerr.line, jerr.column);
         if (!json_is_object(call->body))
                 return api_fail(call, "invalid_json", "the body must be a JSON object");
-        route->handler(call);
+        call_run(call, route);
 }
 
 void api_handle(HttpRequest *req, void *userdata) {
@@ -149,6 +184,7 @@ void api_handle(HttpRequest *req, void *userdata) {
         }
         call->api = api;
         call->req = http_request_ref(req);
+        metrics_count(METRIC_HTTP_REQUESTS);
         route = api_route_match(http_request_method(req), http_request_path(req), id, sizeof(id), &status, allow,
                                 sizeof(allow));
         if (!route) {
@@ -164,7 +200,7 @@ void api_handle(HttpRequest *req, void *userdata) {
                 call->sb = sandbox_ref(manager_find(api->manager, id));
                 if (!call->sb)
                         return api_fail(call, "sandbox_not_found", "no sandbox with id '%s'", id);
-                if (route->needs_running && !sandbox_is_running(call->sb))
+                if (route->needs == API_SANDBOX_RUNNING && !sandbox_is_live(call->sb))
                         return api_fail(call, "sandbox_not_running", "sandbox %s is %s%s%s", id,
                                         sandbox_state_to_string(call->sb->state),
                                         call->sb->reason ? ": " : "", call->sb->reason ? call->sb->reason : "");
@@ -177,5 +213,5 @@ void api_handle(HttpRequest *req, void *userdata) {
                 http_request_read_body(req, on_body, w);
                 return;
         }
-        route->handler(call);
+        call_run(call, route);
 }

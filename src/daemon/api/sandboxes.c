@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/core/lifecycle.h"
 
 #define DEFAULT_CPUS_MILLI 1000
 #define DEFAULT_MEMORY_MB 512
@@ -80,9 +81,29 @@ static int parse_isolator(Api *api, json_t *body, const IsolatorOps **ret, Forge
         return 0;
 }
 
+/* idle_timeout_s, ttl_s and on_expire; a year is far past any sensible value. */
+static int parse_lifecycle(json_t *body, CreateSpec *spec, ForgeError *err) {
+        const char *expire = NULL;
+        int r;
+
+        spec->idle_timeout_s = -1;
+        r = json_get_int(body, "idle_timeout_s", 0, 366LL * 24 * 3600, &spec->idle_timeout_s, err);
+        if (r >= 0)
+                r = json_get_int(body, "ttl_s", 0, 366LL * 24 * 3600, &spec->ttl_s, err);
+        if (r >= 0)
+                r = json_get_string(body, "on_expire", false, &expire, err);
+        if (r < 0)
+                return r;
+        if (expire && sandbox_expire_from_string(expire, &spec->on_expire) < 0)
+                return forge_error_set(err, EINVAL, "invalid_request",
+                                       "'on_expire' must be \"destroy\" or \"suspend\"");
+        return 0;
+}
+
 static int parse_create(Api *api, json_t *body, CreateSpec *spec, ForgeError *err) {
-        static const char *const fields[] = {"image", "runtime", "isolator", "limits", "env",  "cwd",
-                                             "name",  "metadata", "network", NULL};
+        static const char *const fields[] = {"image",   "runtime",        "isolator", "limits",    "env",
+                                             "cwd",     "name",           "metadata", "network",   "idle_timeout_s",
+                                             "ttl_s",   "on_expire",      NULL};
         bool network = false;
         int r;
 
@@ -106,6 +127,8 @@ static int parse_create(Api *api, json_t *body, CreateSpec *spec, ForgeError *er
                 r = json_get_string(body, "name", false, &spec->name, err);
         if (r >= 0)
                 r = json_get_bool(body, "network", &network, err);
+        if (r >= 0)
+                r = parse_lifecycle(body, spec, err);
         if (r < 0)
                 return r;
         if (spec->cwd && (spec->cwd[0] != '/' || strlen(spec->cwd) > 4096))
@@ -165,8 +188,36 @@ void api_sandbox_list(ApiCall *call) {
         api_respond_json(call, 200, json_pack("{s:o}", "sandboxes", list));
 }
 
+/* Reading a few cgroup files is cheap enough for the loop thread. */
 void api_sandbox_get(ApiCall *call) {
-        api_respond_json(call, 200, sandbox_to_json(call->sb));
+        SandboxUsage usage;
+        SandboxPlan plan;
+        bool have = false;
+
+        if (sandbox_is_live(call->sb)) {
+                sandbox_plan(call->sb, &plan);
+                have = call->sb->isolator->stats(&plan, &usage) >= 0;
+        }
+        api_respond_json(call, 200, sandbox_to_json_with_usage(call->sb, have ? &usage : NULL));
+}
+
+static void on_lifecycle_done(Sandbox *sb, const ForgeError *err, void *userdata) {
+        ApiCall *call = userdata;
+
+        if (err)
+                return api_respond_error(call, err);
+        api_respond_json(call, 200, sandbox_to_json(sb));
+}
+
+void api_sandbox_suspend(ApiCall *call) {
+        manager_suspend(call->api->manager, call->sb, "client", on_lifecycle_done, call);
+}
+
+/* A resume by hand counts as activity, so the idle clock starts over. */
+void api_sandbox_resume(ApiCall *call) {
+        sandbox_activity_begin(call->sb);
+        sandbox_activity_end(call->sb);
+        manager_ensure_running(call->api->manager, call->sb, on_lifecycle_done, call);
 }
 
 static void on_destroyed(Sandbox *sb, const ForgeError *err, void *userdata) {

@@ -11,8 +11,11 @@
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/rm-rf.h"
+#include "basic/time-util.h"
 #include "daemon/agentc.h"
 #include "daemon/core/images.h"
+#include "daemon/core/lifecycle.h"
+#include "daemon/core/metrics.h"
 #include "daemon/core/store.h"
 
 /* Work handed to the thread pool: isolator calls block (clone, mounts, cgroup writes). */
@@ -26,6 +29,7 @@ typedef struct Job {
         int r;
         SandboxDone done;
         void *userdata;
+        int64_t started_ms; /* create: when accepted (monotonic), for forge_create_seconds */
 } Job;
 
 int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeError *err) {
@@ -37,6 +41,7 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
         m->loop = loop;
         m->default_isolator = cfg->default_isolator;
         m->max_sandboxes = cfg->max_sandboxes;
+        m->idle_timeout_s = cfg->idle_timeout_s;
         m->state_dir = strdup(cfg->state_dir);
         m->agent_path = strdup(cfg->agent_path);
         if (!m->state_dir || !m->agent_path || asprintf(&m->sandboxes_dir, "%s/sandboxes", cfg->state_dir) < 0 ||
@@ -68,6 +73,7 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
 void manager_free(Manager *m) {
         if (!m)
                 return;
+        manager_sweep_stop(m);
         for (size_t i = 0; i < m->n_sandboxes; i++) {
                 agentc_close(m->sandboxes[i]->agent);
                 sandbox_unref(m->sandboxes[i]);
@@ -193,6 +199,9 @@ static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, ForgeErro
                 return forge_error_set(err, ENOMEM, "internal", "out of memory");
         sb->isolator = spec->isolator ? spec->isolator : m->default_isolator;
         sb->limits = spec->limits;
+        sb->idle_timeout_s = spec->idle_timeout_s >= 0 ? spec->idle_timeout_s : m->idle_timeout_s;
+        sb->ttl_s = spec->ttl_s;
+        sb->on_expire = spec->on_expire;
         if (spec->env)
                 json_object_update(sb->env, spec->env);
         if (spec->metadata)
@@ -228,6 +237,7 @@ static void after_create(uv_work_t *w, int status) {
         m->n_pending--;
         if (job->r < 0) {
                 log_sb_error(sb->id, job->r, "create failed: %s", job->err.message);
+                metrics_count(METRIC_CREATE_FAILURES);
                 registry_remove(m, sb);
                 sandbox_set_state(sb, SANDBOX_DESTROYED, "create_failed");
                 rm_rf(sb->dir);
@@ -238,6 +248,8 @@ static void after_create(uv_work_t *w, int status) {
                 manager_save(m, sb);
                 FAULT_POINT("create.after_save_running");
                 log_sb_info(sb->id, "running (image %s, isolator %s)", sb->image, sb->isolator->name);
+                metrics_count(METRIC_CREATES);
+                metrics_observe_since(METRIC_CREATE_SECONDS, job->started_ms);
                 job->done(sb, NULL, job->userdata);
         }
         job_free(job);
@@ -282,6 +294,7 @@ int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *u
         job->work.data = job;
         m->n_pending++;
         log_sb_info(sb->id, "creating");
+        job->started_ms = time_mono_ms();
         r = uv_queue_work(m->loop, &job->work, work_create, after_create);
         if (r < 0) {
                 m->n_pending--;
@@ -319,17 +332,22 @@ static void after_destroy(uv_work_t *w, int status) {
 /* Moves the directory aside first, so that a crash mid-destroy never brings the sandbox
  * back: reconcile finishes whatever is in trash/. */
 void manager_destroy(Manager *m, Sandbox *sb, SandboxDone done, void *userdata) {
+        manager_destroy_for(m, sb, "destroyed_by_client", done, userdata);
+}
+
+void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata) {
         Job *job = calloc(1, sizeof(*job));
         char *trashed = NULL;
 
         sb->destroying = true;
+        metrics_count(METRIC_DESTROYS);
         agentc_close(sb->agent);
         if (asprintf(&trashed, "%s/%s", m->trash_dir, sb->id) < 0 || rename(sb->dir, trashed) < 0) {
                 log_sb_warn(sb->id, errno, "cannot move the sandbox to the trash");
                 free(trashed);
                 trashed = strdup(sb->dir);
         }
-        sandbox_set_state(sb, SANDBOX_DESTROYED, "destroyed_by_client");
+        sandbox_set_state(sb, SANDBOX_DESTROYED, reason);
         if (!job || !trashed) {
                 free(job);
                 free(trashed);
@@ -466,8 +484,18 @@ static void reconcile_one(Manager *m, const char *id) {
                 r = sandbox_revive(m, sb, &err);
                 if (r < 0)
                         log_sb_error(id, r, "cannot restart: %s", err.message);
-        } else if (sb->state == SANDBOX_RUNNING)
+        } else if (sb->state == SANDBOX_RUNNING) {
+                /* Thawed whatever a crash mid-suspend left frozen: the record is the truth. */
+                sb->isolator->resume(&plan);
                 log_sb_info(id, "reattached");
+        } else if (sb->state == SANDBOX_SUSPENDED && sb->isolator->is_alive(&plan) > 0) {
+                sb->isolator->suspend(&plan);
+                log_sb_info(id, "reattached, suspended");
+        } else if (sb->state == SANDBOX_SUSPENDED && sandbox_revive(m, sb, &err) >= 0) {
+                /* Its processes are gone (a reboot): it comes back running, with its files. */
+                sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
+                manager_save(m, sb);
+        }
         registry_add(m, sb);
 }
 

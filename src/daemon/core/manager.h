@@ -20,6 +20,7 @@ typedef struct ManagerConfig {
         const char *agent_path;
         const IsolatorOps *default_isolator;
         unsigned max_sandboxes;
+        int64_t idle_timeout_s; /* default for sandboxes that do not say; 0 = never */
 } ManagerConfig;
 
 struct Manager {
@@ -35,6 +36,8 @@ struct Manager {
         Sandbox **sandboxes; /* live ones, in creation order */
         size_t n_sandboxes;
         unsigned n_pending; /* creations in flight, counted against max_sandboxes */
+        int64_t idle_timeout_s;  /* default of new sandboxes */
+        uv_timer_t *sweep_timer; /* idle and TTL (core/lifecycle.c); NULL until started */
 };
 
 /* What a client asked for, already validated in shape by the API layer. */
@@ -47,6 +50,9 @@ typedef struct CreateSpec {
         json_t *metadata; /* borrowed; object of strings or NULL */
         const char *cwd;  /* NULL = image workdir */
         const char *name; /* may be NULL */
+        int64_t idle_timeout_s; /* -1 = the manager's default; 0 = never */
+        int64_t ttl_s;          /* 0 = none */
+        SandboxExpire on_expire;
 } CreateSpec;
 
 int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeError *err);
@@ -67,6 +73,8 @@ typedef void (*SandboxDone)(Sandbox *sb, const ForgeError *err, void *userdata);
 int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *userdata, ForgeError *err);
 /* Moves the sandbox out of the registry at once; done runs when its resources are gone. */
 void manager_destroy(Manager *m, Sandbox *sb, SandboxDone done, void *userdata);
+/* The same, with the reason logged and kept ("ttl"; manager_destroy says "destroyed_by_client"). */
+void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata);
 
 /* Persists sb's record atomically. */
 int manager_save(Manager *m, Sandbox *sb);

@@ -14,6 +14,12 @@ static const char *const state_names[_SANDBOX_STATE_MAX] = {
         [SANDBOX_RUNNING] = "running",
         [SANDBOX_FAILED] = "failed",
         [SANDBOX_DESTROYED] = "destroyed",
+        [SANDBOX_SUSPENDED] = "suspended",
+};
+
+static const char *const expire_names[_SANDBOX_EXPIRE_MAX] = {
+        [SANDBOX_EXPIRE_DESTROY] = "destroy",
+        [SANDBOX_EXPIRE_SUSPEND] = "suspend",
 };
 
 Sandbox *sandbox_new(Manager *m, const char *id) {
@@ -30,7 +36,7 @@ Sandbox *sandbox_new(Manager *m, const char *id) {
                 sb->dir = NULL;
                 return sandbox_unref(sb);
         }
-        sb->created_ms = sb->updated_ms = time_now_ms();
+        sb->created_ms = sb->updated_ms = sb->last_active_ms = time_now_ms();
         return sb;
 }
 
@@ -73,6 +79,23 @@ bool sandbox_is_running(const Sandbox *sb) {
         return sb->state == SANDBOX_RUNNING && !sb->destroying;
 }
 
+bool sandbox_is_live(const Sandbox *sb) {
+        return (sb->state == SANDBOX_RUNNING || sb->state == SANDBOX_SUSPENDED) && !sb->destroying;
+}
+
+const char *sandbox_expire_to_string(SandboxExpire e) {
+        return e < _SANDBOX_EXPIRE_MAX ? expire_names[e] : NULL;
+}
+
+int sandbox_expire_from_string(const char *s, SandboxExpire *ret) {
+        for (size_t i = 0; i < _SANDBOX_EXPIRE_MAX; i++)
+                if (strcmp(s, expire_names[i]) == 0) {
+                        *ret = (SandboxExpire) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
 void sandbox_set_state(Sandbox *sb, SandboxState state, const char *reason) {
         sb->state = state;
         free(sb->reason);
@@ -86,16 +109,32 @@ static json_t *limits_to_json(const SandboxLimits *l) {
                          (json_int_t) l->pids, "timeout_ms", (json_int_t) l->timeout_ms);
 }
 
-json_t *sandbox_to_json(const Sandbox *sb) {
-        char created[40], updated[40];
+static json_t *usage_to_json(const SandboxUsage *u) {
+        if (!u)
+                return json_null();
+        return json_pack("{s:I, s:I, s:I, s:I, s:o}", "cpu_usec", (json_int_t) u->cpu_usec, "memory_bytes",
+                         (json_int_t) u->memory_bytes, "memory_peak_bytes", (json_int_t) u->memory_peak_bytes,
+                         "pids", (json_int_t) u->pids, "disk_bytes",
+                         u->disk_bytes >= 0 ? json_integer(u->disk_bytes) : json_null());
+}
+
+json_t *sandbox_to_json_with_usage(const Sandbox *sb, const SandboxUsage *usage) {
+        char created[40], updated[40], active[40];
 
         time_format_rfc3339(sb->created_ms, created, sizeof(created));
         time_format_rfc3339(sb->updated_ms, updated, sizeof(updated));
-        return json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s?, s:O, s:O, s:s, s:o, s:s, s:s}", "id", sb->id,
-                         "status", sandbox_state_to_string(sb->state), "reason", sb->reason, "image", sb->image,
-                         "isolator", sb->isolator->name, "name", sb->name, "metadata", sb->metadata, "env",
-                         sb->env, "cwd", sb->cwd, "limits", limits_to_json(&sb->limits), "created_at",
-                         created, "updated_at", updated);
+        time_format_rfc3339(sb->last_active_ms, active, sizeof(active));
+        return json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s?, s:O, s:O, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:s, s:o}",
+                         "id", sb->id, "status", sandbox_state_to_string(sb->state), "reason", sb->reason,
+                         "image", sb->image, "isolator", sb->isolator->name, "name", sb->name, "metadata",
+                         sb->metadata, "env", sb->env, "cwd", sb->cwd, "limits", limits_to_json(&sb->limits),
+                         "created_at", created, "updated_at", updated, "last_active_at", active,
+                         "idle_timeout_s", (json_int_t) sb->idle_timeout_s, "ttl_s", (json_int_t) sb->ttl_s,
+                         "on_expire", sandbox_expire_to_string(sb->on_expire), "usage", usage_to_json(usage));
+}
+
+json_t *sandbox_to_json(const Sandbox *sb) {
+        return sandbox_to_json_with_usage(sb, NULL);
 }
 
 json_t *sandbox_to_record(const Sandbox *sb) {
@@ -108,14 +147,34 @@ json_t *sandbox_to_record(const Sandbox *sb) {
                 json_object_del(j, "reason");
         if (!sb->name)
                 json_object_del(j, "name");
+        json_object_del(j, "usage");
         if (json_object_set_new(j, "created_ms", json_integer(sb->created_ms)) < 0 ||
             json_object_set_new(j, "updated_ms", json_integer(sb->updated_ms)) < 0 ||
             json_object_set_new(j, "uid_slot", json_integer(sb->uid_slot)) < 0 ||
+            json_object_set_new(j, "last_active_ms", json_integer(sb->last_active_ms)) < 0 ||
+            json_object_set_new(j, "ttl_expired", json_boolean(sb->ttl_expired)) < 0 ||
             json_object_set_new(j, "cpus_milli", json_integer(sb->limits.cpus_milli)) < 0) {
                 json_decref(j);
                 return NULL;
         }
         return j;
+}
+
+/* Records written before idle and TTL existed lack these fields: all optional. */
+static int lifecycle_from_record(Sandbox *sb, json_t *rec) {
+        json_int_t active = sb->updated_ms, idle = 0, ttl = 0;
+        const char *expire = "destroy";
+        int expired = 0;
+
+        if (json_unpack(rec, "{s?I, s?I, s?I, s?s, s?b}", "last_active_ms", &active, "idle_timeout_s", &idle,
+                        "ttl_s", &ttl, "on_expire", &expire, "ttl_expired", &expired) < 0 ||
+            idle < 0 || ttl < 0 || sandbox_expire_from_string(expire, &sb->on_expire) < 0)
+                return -EBADMSG;
+        sb->last_active_ms = active;
+        sb->idle_timeout_s = idle;
+        sb->ttl_s = ttl;
+        sb->ttl_expired = expired;
+        return 0;
 }
 
 int sandbox_from_record(Sandbox *sb, json_t *rec) {
@@ -151,7 +210,7 @@ int sandbox_from_record(Sandbox *sb, json_t *rec) {
         sb->uid_slot = (uint32_t) slot;
         sb->limits = (SandboxLimits){
                 .cpus_milli = cpus, .memory_mb = mem, .disk_mb = disk, .pids = pids, .timeout_ms = timeout};
-        return 0;
+        return lifecycle_from_record(sb, rec);
 }
 
 void sandbox_plan(const Sandbox *sb, SandboxPlan *plan) {

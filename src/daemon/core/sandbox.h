@@ -18,8 +18,18 @@ typedef enum SandboxState {
         SANDBOX_RUNNING,
         SANDBOX_FAILED,
         SANDBOX_DESTROYED,
+        SANDBOX_SUSPENDED,
         _SANDBOX_STATE_MAX,
 } SandboxState;
+
+/* What a sandbox's TTL does when it runs out. */
+typedef enum SandboxExpire {
+        SANDBOX_EXPIRE_DESTROY,
+        SANDBOX_EXPIRE_SUSPEND,
+        _SANDBOX_EXPIRE_MAX,
+} SandboxExpire;
+
+typedef struct SandboxWaiter SandboxWaiter;
 
 typedef struct Sandbox {
         unsigned n_ref;
@@ -36,6 +46,14 @@ typedef struct Sandbox {
         json_t *metadata; /* object of strings */
         char *cwd;
         int64_t created_ms, updated_ms; /* wall clock, ms since the epoch */
+        int64_t last_active_ms;         /* last API call that touched it (or its end) */
+        int64_t idle_timeout_s;         /* suspend after this long idle; 0 = never */
+        int64_t ttl_s;                  /* hard lifetime from created_ms; 0 = none */
+        SandboxExpire on_expire;
+        bool ttl_expired; /* the TTL suspended it once already; it does not again */
+        unsigned n_active; /* API calls in flight on it, followers and attaches included */
+        bool transitioning; /* a suspend or resume is running on the thread pool */
+        SandboxWaiter *waiters; /* calls waiting for it to be running again */
         uint32_t uid_slot;
         AgentConn *agent; /* NULL until first use or after the connection dropped */
         ProcessTable *processes; /* background processes (core/process.c); NULL until the first */
@@ -50,12 +68,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Sandbox *, sandbox_unref);
 const char *sandbox_state_to_string(SandboxState s);
 int sandbox_state_from_string(const char *s, SandboxState *ret);
 bool sandbox_is_running(const Sandbox *sb);
+/* Running or suspended: a call on it can go on (after a resume). */
+bool sandbox_is_live(const Sandbox *sb);
+const char *sandbox_expire_to_string(SandboxExpire e);
+int sandbox_expire_from_string(const char *s, SandboxExpire *ret);
 
 /* Sets state (and reason, may be NULL) and bumps updated_ms; does not persist. */
 void sandbox_set_state(Sandbox *sb, SandboxState state, const char *reason);
 
-/* The sandbox as the API shows it (a new reference). */
+/* The sandbox as the API shows it (a new reference); usage may be NULL. */
 json_t *sandbox_to_json(const Sandbox *sb);
+json_t *sandbox_to_json_with_usage(const Sandbox *sb, const SandboxUsage *usage);
 
 /* Persisted form: everything above plus the private fields (uid slot). */
 json_t *sandbox_to_record(const Sandbox *sb);

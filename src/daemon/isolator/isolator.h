@@ -45,6 +45,7 @@ typedef struct SandboxUsage {
         uint64_t memory_peak_bytes;
         uint64_t pids;
         uint64_t oom_kills; /* monotonically increasing count of OOM kills in the sandbox */
+        int64_t disk_bytes; /* used on the sandbox's own disk; -1 when it has none */
 } SandboxUsage;
 
 typedef struct IsolatorOps {
@@ -65,6 +66,10 @@ typedef struct IsolatorOps {
         /* 1 if the sandbox's agent process is alive, 0 if not. */
         int (*is_alive)(const SandboxPlan *plan);
         int (*stats)(const SandboxPlan *plan, SandboxUsage *ret);
+        /* Stops every process of the sandbox where it stands (memory and files stay) and
+         * returns once all are stopped; resume lets them go on. Both idempotent. */
+        int (*suspend)(const SandboxPlan *plan);
+        int (*resume)(const SandboxPlan *plan);
         /* Kills every process and removes host-side resources except the sandbox dir. */
         int (*destroy)(const SandboxPlan *plan);
         /* Removes resources (cgroups, processes) of sandboxes for which known() is false. */

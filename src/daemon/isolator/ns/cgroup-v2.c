@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "basic/fs-util.h"
@@ -107,4 +108,27 @@ const CgroupLimitOps cgroup_v2_limit_ops = {
 /* cgroup.kill (Linux 5.14) SIGKILLs the whole subtree atomically, racing no fork. */
 int cgroup_v2_kill(const char *dir) {
         return cgroup_write_knob(dir, "cgroup.kill", "1");
+}
+
+/* Freezing is asynchronous in v2: the write starts it, cgroup.events reports it done. */
+int cgroup_v2_freeze(const char *dir, bool frozen) {
+        const char *want = frozen ? "frozen 1" : "frozen 0";
+        char path[PATH_MAX], events[512];
+        int r;
+
+        r = cgroup_write_knob(dir, "cgroup.freeze", frozen ? "1" : "0");
+        if (r < 0)
+                return r;
+        r = path_join(path, sizeof(path), dir, "cgroup.events");
+        if (r < 0)
+                return r;
+        for (int i = 0; i < 1000; i++) {
+                r = read_full_file(path, events, sizeof(events), NULL);
+                if (r < 0)
+                        return r;
+                if (strstr(events, want))
+                        return 0;
+                nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
+        }
+        return -ETIMEDOUT;
 }

@@ -520,6 +520,37 @@ int cgroup_get_usage(const char *id, SandboxUsage *ret) {
         return 0;
 }
 
+int cgroup_freeze(const char *id, bool frozen) {
+        const CgroupLayout *l;
+        const CgroupHierarchy *h;
+        char dir[PATH_MAX];
+        int r;
+
+        if (!cgroup_id_is_valid(id))
+                return -EINVAL;
+        r = cgroup_layout_get(&l);
+        if (r < 0)
+                return r;
+        h = cgroup_layout_find(l, CGROUP_FREEZER);
+        if (!h)
+                return -ENOTSUP;
+        r = cgroup_path(h, id, NULL, dir, sizeof(dir));
+        if (r < 0)
+                return r;
+        if (h->v2)
+                return cgroup_v2_freeze(dir, frozen);
+        /* A v1 freeze gives up on a task caught mid-exit or mid-fork and stays FREEZING;
+         * writing FROZEN again retries those. Never left half-frozen on failure. */
+        for (int attempt = 0; attempt < 10; attempt++) {
+                r = cgroup_v1_freeze(dir, frozen);
+                if (r != -ETIMEDOUT)
+                        return r;
+        }
+        if (frozen)
+                (void) cgroup_v1_freeze(dir, false);
+        return r;
+}
+
 int cgroup_foreach_sandbox(int (*cb)(const char *id, void *userdata), void *userdata) {
         const CgroupLayout *l;
         int r;

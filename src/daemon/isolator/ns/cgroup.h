@@ -66,6 +66,9 @@ void cgroup_remove_group(void);
 /* rmdir of every cgroup of the sandbox; missing ones are fine. */
 int cgroup_remove(const char *id);
 int cgroup_get_usage(const char *id, SandboxUsage *ret);
+/* Freezes or thaws every process of the sandbox and waits until the kernel reports the
+ * state reached; idempotent. -ENOTSUP without a freezer (v1) or cgroup.freeze (v2). */
+int cgroup_freeze(const char *id, bool frozen);
 /* Calls cb once for every sandbox id that has a cgroup in any hierarchy. */
 int cgroup_foreach_sandbox(int (*cb)(const char *id, void *userdata), void *userdata);
 bool cgroup_id_is_valid(const char *id);
@@ -83,6 +86,8 @@ extern const CgroupLimitOps cgroup_v1_limit_ops, cgroup_v2_limit_ops;
 int cgroup_v2_prepare(const char *own, CgroupHierarchy *h);
 int cgroup_v1_freeze(const char *dir, bool frozen);
 int cgroup_v2_kill(const char *dir);
+/* cgroup.freeze, waiting for cgroup.events to say frozen 1 (or 0). */
+int cgroup_v2_freeze(const char *dir, bool frozen);
 /* 1 if processes remain in dir, 0 if none, -errno. */
 int cgroup_is_populated(const CgroupHierarchy *h, const char *dir);
 int cgroup_signal_procs(const char *dir, int sig);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,8 +126,31 @@ static int ns_is_alive(const SandboxPlan *plan) {
         return ns_init_pid(plan->dir) > 0;
 }
 
+/* The disk's own filesystem knows what is used on it: cheap, unlike a walk of upper/. */
+static int64_t disk_used_bytes(const SandboxPlan *plan) {
+        char path[PATH_MAX];
+        struct statvfs st;
+
+        if (!ns_disk_is_wanted(plan) || snprintf(path, sizeof(path), "%s/disk/upper", plan->dir) >= (int) sizeof(path) ||
+            statvfs(path, &st) < 0)
+                return -1;
+        return (int64_t) ((st.f_blocks - st.f_bfree) * st.f_frsize);
+}
+
 static int ns_stats(const SandboxPlan *plan, SandboxUsage *ret) {
-        return cgroup_get_usage(plan->id, ret);
+        int r = cgroup_get_usage(plan->id, ret);
+
+        if (r >= 0)
+                ret->disk_bytes = disk_used_bytes(plan);
+        return r;
+}
+
+static int ns_suspend(const SandboxPlan *plan) {
+        return cgroup_freeze(plan->id, true);
+}
+
+static int ns_resume(const SandboxPlan *plan) {
+        return cgroup_freeze(plan->id, false);
 }
 
 /* Killing the init of a pid namespace kills everything in it; waits for it to be gone. */
@@ -147,6 +171,9 @@ static int ns_destroy(const SandboxPlan *plan) {
 
         if (!cgroup_id_is_valid(plan->id))
                 return -EINVAL;
+        /* A frozen task never gets to die of its SIGKILL: a suspended sandbox is thawed
+         * first (missing cgroups are fine, destroy is retried on anything). */
+        (void) cgroup_freeze(plan->id, false);
         r = cgroup_kill_all(plan->id);
         if (r < 0)
                 log_sb_warn(plan->id, r, "cgroup kill failed, killing the sandbox's init");
@@ -237,6 +264,8 @@ const IsolatorOps isolator_ns = {
         .connect = ns_connect,
         .is_alive = ns_is_alive,
         .stats = ns_stats,
+        .suspend = ns_suspend,
+        .resume = ns_resume,
         .destroy = ns_destroy,
         .reap_unknown = ns_reap_unknown,
 };

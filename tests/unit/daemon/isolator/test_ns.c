@@ -632,6 +632,56 @@ static void test_lifecycle(void **state) {
         assert_int_equal(isolator_ns.destroy(&f->plan), 0);
 }
 
+/* The freezer's state as the host sees it: "FROZEN"/"THAWED" (v1) or frozen 1/0 (v2). */
+static bool host_sees_frozen(const char *id) {
+        const CgroupLayout *l;
+        const CgroupHierarchy *h;
+        char path[PATH_MAX], buf[512];
+
+        assert_int_equal(cgroup_layout_get(&l), 0);
+        h = cgroup_layout_find(l, CGROUP_FREEZER);
+        assert_non_null(h);
+        assert_int_equal(cgroup_path(h, id, h->v2 ? "cgroup.events" : "freezer.state", path, sizeof(path)), 0);
+        assert_int_equal(read_full_file(path, buf, sizeof(buf), NULL), 0);
+        return h->v2 ? strstr(buf, "frozen 1") != NULL : strncmp(buf, "FROZEN", 6) == 0;
+}
+
+/* The init's state letter in /proc: T (stopped) or D while frozen, S when it waits. */
+static char proc_state(pid_t pid) {
+        char buf[512], *close_paren;
+
+        read_proc(pid, "stat", buf, sizeof(buf));
+        close_paren = strrchr(buf, ')');
+        assert_non_null(close_paren);
+        return close_paren[2];
+}
+
+static void test_suspend_resume(void **state) {
+        Fixture *f = *state;
+        pid_t pid;
+
+        start_sandbox(f);
+        pid = init_pid(f);
+        assert_false(host_sees_frozen(f->id));
+        assert_int_equal(isolator_ns.suspend(&f->plan), 0);
+        assert_true(host_sees_frozen(f->id));
+        assert_true(proc_state(pid) == 'D' || proc_state(pid) == 'T');
+        /* idempotent, and the agent process is still there (memory stays) */
+        assert_int_equal(isolator_ns.suspend(&f->plan), 0);
+        assert_true(host_sees_frozen(f->id));
+        assert_int_equal(isolator_ns.is_alive(&f->plan), 1);
+        assert_int_equal(isolator_ns.resume(&f->plan), 0);
+        assert_false(host_sees_frozen(f->id));
+        assert_int_equal(isolator_ns.resume(&f->plan), 0);
+        assert_false(host_sees_frozen(f->id));
+        sh_expect(f, "echo awake", "awake\n");
+        /* destroying a suspended sandbox works too */
+        assert_int_equal(isolator_ns.suspend(&f->plan), 0);
+        assert_int_equal(isolator_ns.destroy(&f->plan), 0);
+        assert_int_equal(kill(pid, 0), -1);
+        assert_false(cgroup_exists(f->id));
+}
+
 static void test_destroy_half_created(void **state) {
         Fixture *f = *state;
         ForgeError err = {0};
@@ -722,6 +772,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_available, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_image_host, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_lifecycle, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_suspend_resume, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_destroy_half_created, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_setup_failure, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_reap_unknown, fixture_setup, fixture_teardown),

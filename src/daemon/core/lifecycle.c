@@ -1,0 +1,259 @@
+#include "daemon/core/lifecycle.h"
+
+#include <string.h>
+
+#include "basic/log.h"
+#include "basic/time-util.h"
+#include "daemon/core/metrics.h"
+
+struct SandboxWaiter {
+        SandboxDone done;
+        void *userdata;
+        SandboxWaiter *next;
+};
+
+/* One suspend or resume on the thread pool: the freezer waits for every task to stop. */
+typedef struct Transition {
+        uv_work_t work;
+        Manager *manager;
+        Sandbox *sb;
+        SandboxPlan plan;
+        bool suspend;
+        int64_t started_ms; /* monotonic, for the resume latency histogram */
+        char reason[32];
+        int r;
+        SandboxDone done; /* suspend's caller; resume's are sb->waiters */
+        void *userdata;
+} Transition;
+
+static void transition_start(Manager *m, Sandbox *sb, bool suspend, const char *reason, SandboxDone done,
+                             void *userdata);
+
+static int not_live_error(const Sandbox *sb, ForgeError *err) {
+        if (sb->destroying)
+                return forge_error_set(err, ENOENT, "sandbox_not_found", "sandbox %s is being destroyed", sb->id);
+        return forge_error_set(err, EINVAL, "sandbox_not_running", "sandbox %s is %s%s%s", sb->id,
+                               sandbox_state_to_string(sb->state), sb->reason ? ": " : "",
+                               sb->reason ? sb->reason : "");
+}
+
+static void waiters_finish(Sandbox *sb, const ForgeError *err) {
+        SandboxWaiter *w = sb->waiters;
+
+        sb->waiters = NULL;
+        while (w) {
+                SandboxWaiter *next = w->next;
+                w->done(sb, err, w->userdata);
+                free(w);
+                w = next;
+        }
+}
+
+static void work_transition(uv_work_t *w) {
+        Transition *t = w->data;
+        const IsolatorOps *iso = t->sb->isolator;
+
+        t->r = t->suspend ? iso->suspend(&t->plan) : iso->resume(&t->plan);
+}
+
+static void after_suspend(Transition *t) {
+        Sandbox *sb = t->sb;
+        ForgeError err = {0};
+
+        if (t->r < 0) {
+                log_sb_error(sb->id, t->r, "cannot suspend (%s)", t->reason);
+                forge_error_set(&err, t->r, "isolator_failed", "cannot suspend sandbox %s", sb->id);
+        } else {
+                sandbox_set_state(sb, SANDBOX_SUSPENDED, t->reason);
+                manager_save(t->manager, sb);
+                metrics_count(METRIC_SUSPENDS);
+                log_sb_info(sb->id, "suspended (%s)", t->reason);
+        }
+        if (t->done)
+                t->done(sb, t->r < 0 ? &err : NULL, t->userdata);
+        /* Calls that came in meanwhile want it running again. */
+        if (sb->waiters && !sb->destroying)
+                transition_start(t->manager, sb, false, NULL, NULL, NULL);
+}
+
+static void after_resume(Transition *t) {
+        Sandbox *sb = t->sb;
+        ForgeError err = {0};
+
+        if (t->r < 0) {
+                log_sb_error(sb->id, t->r, "cannot resume");
+                forge_error_set(&err, t->r, "isolator_failed", "cannot resume sandbox %s", sb->id);
+        } else {
+                sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
+                sb->last_active_ms = time_now_ms();
+                manager_save(t->manager, sb);
+                metrics_count(METRIC_RESUMES);
+                metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
+                log_sb_info(sb->id, "resumed");
+        }
+        waiters_finish(sb, t->r < 0 ? &err : NULL);
+}
+
+static void after_transition(uv_work_t *w, int status) {
+        Transition *t = w->data;
+        Sandbox *sb = t->sb;
+
+        sb->transitioning = false;
+        if (sb->destroying) {
+                ForgeError err = {0};
+                not_live_error(sb, &err);
+                if (t->done)
+                        t->done(sb, &err, t->userdata);
+                waiters_finish(sb, &err);
+        } else if (t->suspend)
+                after_suspend(t);
+        else
+                after_resume(t);
+        sandbox_unref(t->sb);
+        free(t);
+}
+
+static void transition_start(Manager *m, Sandbox *sb, bool suspend, const char *reason, SandboxDone done,
+                             void *userdata) {
+        Transition *t = calloc(1, sizeof(*t));
+
+        if (!t) {
+                ForgeError err = {0};
+                forge_error_set(&err, ENOMEM, "internal", "out of memory");
+                if (done)
+                        done(sb, &err, userdata);
+                if (!suspend)
+                        waiters_finish(sb, &err);
+                return;
+        }
+        *t = (Transition){.manager = m,
+                          .sb = sandbox_ref(sb),
+                          .suspend = suspend,
+                          .started_ms = time_mono_ms(),
+                          .done = done,
+                          .userdata = userdata};
+        snprintf(t->reason, sizeof(t->reason), "%s", reason ? reason : "");
+        sandbox_plan(sb, &t->plan);
+        t->work.data = t;
+        sb->transitioning = true;
+        if (uv_queue_work(m->loop, &t->work, work_transition, after_transition) < 0) {
+                work_transition(&t->work);
+                after_transition(&t->work, 0);
+        }
+}
+
+void manager_suspend(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata) {
+        ForgeError err = {0};
+
+        if (!sandbox_is_live(sb))
+                not_live_error(sb, &err);
+        else if (sb->transitioning || sb->waiters)
+                forge_error_set(&err, EBUSY, "sandbox_not_running", "sandbox %s is being suspended or resumed",
+                                sb->id);
+        else if (sb->state == SANDBOX_RUNNING)
+                return transition_start(m, sb, true, reason, done, userdata);
+        if (done)
+                done(sb, err.code[0] ? &err : NULL, userdata);
+}
+
+void manager_ensure_running(Manager *m, Sandbox *sb, SandboxDone done, void *userdata) {
+        SandboxWaiter *w, **tail;
+        ForgeError err = {0};
+
+        if (!sandbox_is_live(sb)) {
+                not_live_error(sb, &err);
+                return done(sb, &err, userdata);
+        }
+        if (sb->state == SANDBOX_RUNNING && !sb->transitioning)
+                return done(sb, NULL, userdata);
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                forge_error_set(&err, ENOMEM, "internal", "out of memory");
+                return done(sb, &err, userdata);
+        }
+        *w = (SandboxWaiter){.done = done, .userdata = userdata};
+        for (tail = &sb->waiters; *tail; tail = &(*tail)->next)
+                ;
+        *tail = w;
+        /* A suspend under way starts the resume when it ends (after_suspend). */
+        if (!sb->transitioning)
+                transition_start(m, sb, false, NULL, NULL, NULL);
+}
+
+void sandbox_activity_begin(Sandbox *sb) {
+        sb->n_active++;
+        sb->last_active_ms = time_now_ms();
+}
+
+void sandbox_activity_end(Sandbox *sb) {
+        if (sb->n_active > 0)
+                sb->n_active--;
+        sb->last_active_ms = time_now_ms();
+}
+
+/* ---- the sweep ---- */
+
+static bool ttl_is_over(const Sandbox *sb, int64_t now) {
+        return sb->ttl_s > 0 && now >= sb->created_ms + sb->ttl_s * 1000;
+}
+
+static bool idle_is_over(const Sandbox *sb, int64_t now) {
+        return sb->idle_timeout_s > 0 && sb->n_active == 0 && now >= sb->last_active_ms + sb->idle_timeout_s * 1000;
+}
+
+static void sweep_one(Manager *m, Sandbox *sb, int64_t now) {
+        if (sb->destroying || sb->transitioning || sb->waiters || sb->state == SANDBOX_CREATING)
+                return;
+        if (ttl_is_over(sb, now) && sb->on_expire == SANDBOX_EXPIRE_DESTROY) {
+                log_sb_info(sb->id, "ttl of %llds is over; destroying", (long long) sb->ttl_s);
+                return manager_destroy_for(m, sb, "ttl", NULL, NULL);
+        }
+        if (sb->state != SANDBOX_RUNNING)
+                return;
+        /* Suspended once by its TTL, it may be resumed and then only idles out. */
+        if (ttl_is_over(sb, now) && !sb->ttl_expired) {
+                sb->ttl_expired = true;
+                return manager_suspend(m, sb, "ttl", NULL, NULL);
+        }
+        if (idle_is_over(sb, now))
+                manager_suspend(m, sb, "idle", NULL, NULL);
+}
+
+static void on_sweep(uv_timer_t *timer) {
+        Manager *m = timer->data;
+        int64_t now = time_now_ms();
+
+        /* Backwards: a destroy removes the sandbox at i from the registry. */
+        for (size_t i = m->n_sandboxes; i > 0; i--)
+                sweep_one(m, m->sandboxes[i - 1], now);
+}
+
+int manager_sweep_start(Manager *m) {
+        uv_timer_t *timer;
+        int r;
+
+        if (m->sweep_timer)
+                return 0;
+        timer = calloc(1, sizeof(*timer));
+        if (!timer)
+                return -ENOMEM;
+        r = uv_timer_init(m->loop, timer);
+        if (r < 0) {
+                free(timer);
+                return r;
+        }
+        timer->data = m;
+        m->sweep_timer = timer;
+        return uv_timer_start(timer, on_sweep, LIFECYCLE_SWEEP_MS, LIFECYCLE_SWEEP_MS);
+}
+
+static void on_sweep_closed(uv_handle_t *h) {
+        free(h);
+}
+
+void manager_sweep_stop(Manager *m) {
+        if (!m->sweep_timer)
+                return;
+        uv_close((uv_handle_t *) m->sweep_timer, on_sweep_closed);
+        m->sweep_timer = NULL;
+}
