@@ -118,7 +118,7 @@ integration: all $(BIN)/forged-faults $(B)/tests/security/probe
 # Debian packages the build, the daemon and the tests need (DESIGN.md section 8).
 DEB_PKGS := build-essential pkg-config musl-tools libuv1-dev libhttp-parser-dev \
 	libwslay-dev nettle-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev \
-	python3-pytest clang libclang-rt-dev util-linux iproute2 bubblewrap e2fsprogs \
+	python3 python3-pytest nodejs clang libclang-rt-dev util-linux iproute2 bubblewrap e2fsprogs \
 	tmux
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
