@@ -290,14 +290,19 @@ static int apply_limits(const CgroupHierarchy *h, const char *dir, const Sandbox
         return r;
 }
 
+/* Every per-sandbox operation starts here: a valid id, and the layout to find it in. */
+static int layout_for(const char *id, const CgroupLayout **ret) {
+        if (!cgroup_id_is_valid(id))
+                return -EINVAL;
+        return cgroup_layout_get(ret);
+}
+
 int cgroup_create(const char *id, const SandboxLimits *limits) {
         const CgroupLayout *l;
         char dir[PATH_MAX];
         int r;
 
-        if (!cgroup_id_is_valid(id))
-                return -EINVAL;
-        r = cgroup_layout_get(&l);
+        r = layout_for(id, &l);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < l->n_hierarchies; i++) {
@@ -420,9 +425,7 @@ int cgroup_kill_all(const char *id) {
         const CgroupLayout *l;
         int r;
 
-        if (!cgroup_id_is_valid(id))
-                return -EINVAL;
-        r = cgroup_layout_get(&l);
+        r = layout_for(id, &l);
         if (r < 0)
                 return r;
         for (long waited = 0; waited < KILL_TIMEOUT_MS; waited += 10) {
@@ -450,9 +453,7 @@ int cgroup_remove(const char *id) {
         char dir[PATH_MAX];
         int r, ret = 0;
 
-        if (!cgroup_id_is_valid(id))
-                return -EINVAL;
-        r = cgroup_layout_get(&l);
+        r = layout_for(id, &l);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < l->n_hierarchies; i++) {
@@ -494,9 +495,7 @@ int cgroup_get_usage(const char *id, SandboxUsage *ret) {
         const CgroupHierarchy *h;
         int r;
 
-        if (!cgroup_id_is_valid(id))
-                return -EINVAL;
-        r = cgroup_layout_get(&l);
+        r = layout_for(id, &l);
         if (r < 0)
                 return r;
         memset(ret, 0, sizeof(*ret));
@@ -526,9 +525,7 @@ int cgroup_freeze(const char *id, bool frozen) {
         char dir[PATH_MAX];
         int r;
 
-        if (!cgroup_id_is_valid(id))
-                return -EINVAL;
-        r = cgroup_layout_get(&l);
+        r = layout_for(id, &l);
         if (r < 0)
                 return r;
         h = cgroup_layout_find(l, CGROUP_FREEZER);
