@@ -180,6 +180,23 @@ void manager_ensure_running(Manager *m, Sandbox *sb, SandboxDone done, void *use
                 transition_start(m, sb, false, NULL, NULL, NULL);
 }
 
+void manager_hold_begin(Sandbox *sb) {
+        sb->transitioning = true;
+}
+
+void manager_hold_end(Manager *m, Sandbox *sb) {
+        ForgeError err = {0};
+
+        sb->transitioning = false;
+        if (sb->destroying) {
+                not_live_error(sb, &err);
+                waiters_finish(sb, &err);
+        } else if (sb->waiters && sb->state == SANDBOX_RUNNING)
+                waiters_finish(sb, NULL);
+        else if (sb->waiters)
+                transition_start(m, sb, false, NULL, NULL, NULL);
+}
+
 void sandbox_activity_begin(Sandbox *sb) {
         sb->n_active++;
         sb->last_active_ms = time_now_ms();
