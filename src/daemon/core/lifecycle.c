@@ -83,15 +83,19 @@ static void after_resume(Transition *t) {
         if (t->r < 0) {
                 log_sb_error(sb->id, t->r, "cannot resume");
                 forge_error_set(&err, t->r, "isolator_failed", "cannot resume sandbox %s", sb->id);
-        } else {
-                sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
-                sb->last_active_ms = time_now_ms();
-                manager_save(t->manager, sb);
-                metrics_count(METRIC_RESUMES);
-                metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
-                log_sb_info(sb->id, "resumed");
+                return waiters_finish(sb, &err);
         }
-        waiters_finish(sb, t->r < 0 ? &err : NULL);
+        sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
+        sb->last_active_ms = time_now_ms();
+        metrics_count(METRIC_RESUMES);
+        metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
+        log_sb_info(sb->id, "resumed");
+        /* The callers' commands start before the record's fsync, not after it. Should
+         * forged die in between, the record says suspended and reconcile freezes the
+         * sandbox again (the record is the truth). */
+        waiters_finish(sb, NULL);
+        if (!sb->destroying)
+                manager_save(t->manager, sb);
 }
 
 static void after_transition(uv_work_t *w, int status) {
