@@ -60,7 +60,7 @@ def test_warm_sandboxes_are_fresh(forged_factory):
     wait_full(f, 1)
     a = f.client.create()
     a.sh("echo secret > /root/secret; echo x > /tmp/x; (sleep 9191.5 &) ; useradd mallory")
-    assert host_pids_matching("sleep 9191.5")
+    assert wait_until(lambda: host_pids_matching("sleep 9191.5"))  # fork to exec takes a moment
     wait_full(f, 1)
     assert f.client.delete(a.id).status == 204
     b = f.client.create()
