@@ -4,12 +4,12 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "basic/fault.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "basic/random-util.h"
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "daemon/agentc.h"
@@ -148,18 +148,12 @@ int manager_save(Manager *m, Sandbox *sb) {
 
 /* 10 characters, a letter first: a DNS label that never looks like a number. */
 static int id_generate(Manager *m, char ret[SANDBOX_ID_MAX + 1]) {
-        static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-        uint8_t rnd[10];
-
         for (int attempt = 0; attempt < 16; attempt++) {
                 _cleanup_free_ char *path = NULL;
+                int r = random_label(ret, 10);
 
-                if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-                        return -errno;
-                ret[0] = alnum[rnd[0] % 26];
-                for (size_t i = 1; i < sizeof(rnd); i++)
-                        ret[i] = alnum[rnd[i] % 36];
-                ret[sizeof(rnd)] = 0;
+                if (r < 0)
+                        return r;
                 if (asprintf(&path, "%s/%s", m->sandboxes_dir, ret) < 0)
                         return -ENOMEM;
                 if (!manager_find(m, ret) && access(path, F_OK) < 0)

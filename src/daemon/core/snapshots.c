@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "basic/log.h"
+#include "basic/random-util.h"
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "daemon/core/lifecycle.h"
@@ -105,17 +105,14 @@ static json_t *record_public(json_t *rec) {
 }
 
 static int id_generate(Manager *m, char ret[SNAPSHOT_ID_MAX + 1], char **ret_dir) {
-        static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
         const size_t prefix = strlen(SNAPSHOT_PREFIX);
-        uint8_t rnd[SNAPSHOT_ID_MAX];
 
         for (int attempt = 0; attempt < 16; attempt++) {
-                if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-                        return -errno;
+                int r = random_label(ret + prefix, SNAPSHOT_ID_MAX - prefix);
+
+                if (r < 0)
+                        return r;
                 memcpy(ret, SNAPSHOT_PREFIX, prefix);
-                for (size_t i = prefix; i < SNAPSHOT_ID_MAX; i++)
-                        ret[i] = alnum[rnd[i] % 36];
-                ret[SNAPSHOT_ID_MAX] = 0;
                 if (asprintf(ret_dir, "%s/%s", m->snapshots_dir, ret) < 0)
                         return -ENOMEM;
                 if (mkdir(*ret_dir, 0700) >= 0)

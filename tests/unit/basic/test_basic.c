@@ -13,6 +13,7 @@
 
 #include "basic/base64.h"
 #include "basic/copy.h"
+#include "basic/random-util.h"
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "basic/utf8.h"
@@ -131,6 +132,18 @@ static void test_copy_keeps_holes(void **state) {
         unlink(dst_path);
 }
 
+static void test_random_label(void **state) {
+        char a[11], b[11];
+
+        assert_int_equal(random_label(a, 10), 0);
+        assert_int_equal(random_label(b, 10), 0);
+        assert_int_equal(strlen(a), 10);
+        assert_true(a[0] >= 'a' && a[0] <= 'z');
+        assert_int_equal(strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789"), 10);
+        assert_string_not_equal(a, b);
+        assert_int_equal(random_label(a, 0), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_utf8_valid_passes),
@@ -139,6 +152,7 @@ int main(void) {
                 cmocka_unit_test(test_rm_rf_keeps_symlink_targets),
                 cmocka_unit_test(test_time_format),
                 cmocka_unit_test(test_copy_keeps_holes),
+                cmocka_unit_test(test_random_label),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
