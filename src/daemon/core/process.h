@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #include "daemon/core/exec.h"
-#include "daemon/core/ring.h"
+#include "basic/ring.h"
 
 #define PROCESS_RING_BYTES (1024 * 1024)
 /* Finished processes kept per sandbox; older ones are forgotten. */
