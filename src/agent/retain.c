@@ -25,12 +25,12 @@ void retained_forget_pid(Agent *a, Proc *fresh) {
                 }
 }
 
-static void proc_describe(const Proc *p, ProtoProc *ret) {
+static void proc_describe(const Proc *p, bool with_meta, ProtoProc *ret) {
         int st = p->report.status;
 
         *ret = (ProtoProc) {
                 .pid = p->pid,
-                .meta = p->meta,
+                .meta = with_meta ? p->meta : NULL,
                 .stdin_open = p->stdin_fd >= 0 && !p->stdin_eof,
                 .exited = proc_is_finished(p),
         };
@@ -57,12 +57,26 @@ static void list_put(ProtoBuf *fields, const Proc *p) {
         list_put(fields, p->next);
         if (!p->retain || p->pid <= 0)
                 return;
-        proc_describe(p, &d);
+        proc_describe(p, false, &d);
         proto_proc_put(fields, &d);
 }
 
+/* Every retained process without its META (so the answer stays small), or the one PID
+ * names with it. */
 int agent_op_procs_list(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
-        list_put(fields, a->procs);
+        ProtoProc d;
+
+        if (req->pid < 0) {
+                list_put(fields, a->procs);
+                return 0;
+        }
+        Proc *p = retained_find(a, req->pid);
+        if (!p) {
+                snprintf(msg, msg_size, "no retained process with pid %lld", (long long) req->pid);
+                return -ESRCH;
+        }
+        proc_describe(p, true, &d);
+        proto_proc_put(fields, &d);
         return 0;
 }
 

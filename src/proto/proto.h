@@ -59,7 +59,7 @@ typedef enum ProtoOp {
         PROTO_OP_USAGE = 11,     /* -> cpu_usec max_rss procs */
         PROTO_OP_PING = 12,      /* -> - */
         PROTO_OP_SHUTDOWN = 13,  /* -> - ; agent kills everything and exits */
-        PROTO_OP_PROCS_LIST = 14, /* -> proc* (each a nested TLV block: ProtoProc) */
+        PROTO_OP_PROCS_LIST = 14, /* pid? -> proc* (each a nested TLV block: ProtoProc); META only with pid */
         PROTO_OP_PROC_ADOPT = 15, /* pid channel stdout_offset? stderr_offset? -> stdout_offset stderr_offset
                                    * stdout_end stderr_end; then the replay, then live output */
         _PROTO_OP_MAX,

@@ -477,8 +477,8 @@ struct ProcessSync {
         Manager *manager;
         Sandbox *sb;
         AgentConn *conn;
-        ProtoProc *procs; /* the agent's list (meta copied) */
-        size_t n_procs, next;
+        int64_t *pids; /* the agent's list */
+        size_t n_pids, next;
         SyncWaiter *waiters;
 };
 
@@ -561,9 +561,7 @@ static void sync_finish(ProcessSync *s, bool synced) {
         if (synced)
                 t->synced = agentc_serial(s->conn);
         t->sync = NULL;
-        for (size_t i = 0; i < s->n_procs; i++)
-                free(s->procs[i].meta);
-        free(s->procs);
+        free(s->pids);
         agentc_unref(s->conn);
         sandbox_unref(s->sb);
         free(s);
@@ -589,28 +587,46 @@ static void on_sync_ping(void *userdata, const ProtoResponse *resp) {
 /* One at a time: ADOPT, then PING. The agent sends ADOPT's answer, then the replay, so
  * once PING is answered this process's rings hold everything the agent had, and the
  * agent's queue holds at most one replay. */
+static void sync_adopt(ProcessSync *s, Process *p) {
+        ProtoBuf b = {0};
+
+        if (process_adopt(s, p) < 0)
+                return sync_adopt_next(s);
+        agentc_request_begin(s->conn, &b, PROTO_OP_PING);
+        if (agentc_request_send(s->conn, &b, on_sync_ping, s) < 0)
+                sync_finish(s, false);
+}
+
+/* The one process PROCS_LIST named, with its META: forged did not know it. */
+static void on_sync_meta(void *userdata, const ProtoResponse *resp) {
+        ProcessSync *s = userdata;
+        ProcessTable *t = table_get(s->sb);
+        Process *p = NULL;
+
+        if (resp->status == -ECONNRESET)
+                return sync_finish(s, false);
+        /* Otherwise it may have been forgotten meanwhile (-ESRCH): on to the next. */
+        if (resp->status < 0 || resp->n_procs != 1 || !t || !(p = process_from_meta(&resp->proc_list[0])))
+                return sync_adopt_next(s);
+        table_add(t, p);
+        process_unref(p); /* the table's now */
+        sync_adopt(s, p);
+}
+
 static void sync_adopt_next(ProcessSync *s) {
-        while (s->next < s->n_procs) {
-                const ProtoProc *e = &s->procs[s->next++];
-                Process *p = process_find(s->sb, e->pid);
+        while (s->next < s->n_pids) {
+                int64_t pid = s->pids[s->next++];
+                Process *p = process_find(s->sb, pid);
                 ProtoBuf b = {0};
 
                 if (p && (p->state != PROCESS_RUNNING || p->exec))
                         continue; /* known to have ended, or attached to this connection */
-                if (!p) {
-                        ProcessTable *t = table_get(s->sb);
-                        p = process_from_meta(e);
-                        if (!p || !t) {
-                                process_unref(p);
-                                continue;
-                        }
-                        table_add(t, p);
-                        process_unref(p); /* the table's now */
-                }
-                if (process_adopt(s, p) < 0)
-                        continue;
-                agentc_request_begin(s->conn, &b, PROTO_OP_PING);
-                if (agentc_request_send(s->conn, &b, on_sync_ping, s) < 0)
+                if (p)
+                        return sync_adopt(s, p);
+                /* forged restarted: first its description (META) */
+                agentc_request_begin(s->conn, &b, PROTO_OP_PROCS_LIST);
+                proto_buf_put_int(&b, PROTO_TAG_PID, pid);
+                if (agentc_request_send(s->conn, &b, on_sync_meta, s) < 0)
                         sync_finish(s, false);
                 return;
         }
@@ -618,8 +634,8 @@ static void sync_adopt_next(ProcessSync *s) {
 }
 
 static bool listed(const ProcessSync *s, int64_t pid) {
-        for (size_t i = 0; i < s->n_procs; i++)
-                if (s->procs[i].pid == pid)
+        for (size_t i = 0; i < s->n_pids; i++)
+                if (s->pids[i] == pid)
                         return true;
         return false;
 }
@@ -646,14 +662,15 @@ static void on_sync_list(void *userdata, const ProtoResponse *resp) {
                         log_sb_warn(s->sb->id, resp->status, "cannot list the agent's processes");
                 return sync_finish(s, false);
         }
-        /* An agent without the "retain" feature answers -EOPNOTSUPP: it retains nothing. */
+        /* An agent without the "retain" feature answers -EOPNOTSUPP: it retains nothing.
+         * The list comes from inside the sandbox: forged takes at most the newest
+         * PROCESS_ADOPT_MAX entries, so a lying agent cannot make it allocate without end. */
         if (resp->status == 0 && resp->n_procs > 0) {
-                s->procs = calloc(resp->n_procs, sizeof(ProtoProc));
-                for (size_t i = 0; s->procs && i < resp->n_procs; i++) {
-                        s->procs[i] = resp->proc_list[i];
-                        s->procs[i].meta = resp->proc_list[i].meta ? strdup(resp->proc_list[i].meta) : NULL;
-                        s->n_procs++;
-                }
+                size_t first = resp->n_procs > PROCESS_ADOPT_MAX ? resp->n_procs - PROCESS_ADOPT_MAX : 0;
+
+                s->pids = calloc(resp->n_procs - first, sizeof(int64_t));
+                for (size_t i = first; s->pids && i < resp->n_procs; i++)
+                        s->pids[s->n_pids++] = resp->proc_list[i].pid;
         }
         end_unfollowed(s->sb, s);
         sync_adopt_next(s);

@@ -21,6 +21,8 @@
 #define PROCESS_RING_BYTES (1024 * 1024)
 /* Finished processes kept per sandbox; older ones are forgotten. */
 #define PROCESS_KEEP_FINISHED 256
+/* Most retained processes adopted from one agent listing (the newest ones). */
+#define PROCESS_ADOPT_MAX (PROCESS_KEEP_FINISHED + 1024)
 /* Followers are fed at most this much per callback. */
 #define PROCESS_CHUNK_BYTES (16 * 1024)
 

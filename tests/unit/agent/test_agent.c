@@ -696,14 +696,21 @@ static uint32_t spawn_retained(Client *c, uint32_t channel, const char *script, 
         return id;
 }
 
-static void procs_list(Client *c, ProtoResponse *r) {
+/* All retained processes, or with pid > 0 the one with its META; returns the status. */
+static int procs_list_pid(Client *c, int64_t pid, ProtoResponse *r) {
         ProtoBuf b = {};
         uint32_t id = ++c->next_req;
 
         proto_request_begin(&b, id, PROTO_OP_PROCS_LIST);
+        if (pid > 0)
+                proto_buf_put_int(&b, PROTO_TAG_PID, pid);
         send_buf(c, &b);
         wait_response(c, id, r);
-        assert_int_equal(r->status, 0);
+        return r->status;
+}
+
+static void procs_list(Client *c, ProtoResponse *r) {
+        assert_int_equal(procs_list_pid(c, 0, r), 0);
 }
 
 static int adopt(Client *c, int64_t pid, uint32_t channel, int64_t out_from, ProtoResponse *r) {
@@ -759,12 +766,19 @@ static void test_retain_reconnect_adopt(void **state) {
         procs_list(c, &r);
         assert_int_equal(r.n_procs, 1);
         assert_int_equal(r.proc_list[0].pid, pid);
-        assert_string_equal(r.proc_list[0].meta, "{\"n\":1}");
+        assert_null(r.proc_list[0].meta); /* only when asked for by pid */
         assert_int_equal(r.proc_list[0].stdin_open, 1);
         assert_int_equal(r.proc_list[0].exited, 0);
         assert_int_equal(r.proc_list[0].start[0], 0);
         assert_int_equal(r.proc_list[0].end[0], 7);
         assert_int_equal(r.proc_list[0].end[1], 0);
+        proto_response_done(&r);
+        assert_int_equal(procs_list_pid(c, pid, &r), 0);
+        assert_int_equal(r.n_procs, 1);
+        assert_string_equal(r.proc_list[0].meta, "{\"n\":1}");
+        assert_int_equal(r.proc_list[0].end[0], 7);
+        proto_response_done(&r);
+        assert_int_equal(procs_list_pid(c, 99999, &r), -ESRCH);
         proto_response_done(&r);
 
         /* from offset 2: "fore\n" */
