@@ -669,6 +669,21 @@ def test_restart_keeps_running_processes(forged_fn):
     assert get(sb, cat["pid"])["status"] == "killed"
 
 
+def test_graceful_restart_keeps_terminal_process(forged_fn):
+    """A stop with SIGTERM (not only kill -9) leaves processes to the agent too: a process
+    on a terminal comes back with its pty flag, takes typed input and sees its size."""
+    sb = forged_fn.client.create()
+    p = start(sb, command="stty size; read x; echo \"got $x\"", pty={"rows": 30, "cols": 90})
+    assert wait_until(lambda: "30 90" in output(sb, p["pid"])["stdout"], timeout=10)
+    forged_fn.restart()
+    q = get(sb, p["pid"])
+    assert q["status"] == "running" and q["pty"] is True and q["argv"] == p["argv"], q
+    assert sb.req("POST", "/processes/%d/stdin" % p["pid"], {"data": "hi\r"}).status == 204
+    done = wait_done(sb, p["pid"])
+    assert done["status"] == "exited" and done["exit_code"] == 0, done
+    assert re.match(r"^30 90\r\nhi\r\ngot hi\r\n$", output(sb, p["pid"])["stdout"])
+
+
 def test_restart_reports_real_exit(forged_fn):
     """Processes that end while forged is down report how they really ended (and so does
     one that ended before), with their output on both streams."""
