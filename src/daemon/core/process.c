@@ -10,8 +10,10 @@
 typedef struct ProcessSync ProcessSync;
 
 struct ProcessTable {
+        Sandbox *sb; /* the owner (the table dies with it) */
         Process *head, *tail; /* oldest first */
         size_t n_finished;
+        uv_timer_t *resync; /* after a detach: adopt again (or notice the agent died) soon */
         uint64_t synced; /* agentc_serial() of the connection whose retained processes are adopted */
         ProcessSync *sync; /* in flight */
 };
@@ -57,8 +59,8 @@ void process_unref(Process *p) {
 /* ---- the table ---- */
 
 static ProcessTable *table_get(Sandbox *sb) {
-        if (!sb->processes)
-                sb->processes = calloc(1, sizeof(ProcessTable));
+        if (!sb->processes && (sb->processes = calloc(1, sizeof(ProcessTable))))
+                sb->processes->sb = sb;
         return sb->processes;
 }
 
@@ -112,11 +114,17 @@ static void table_trim(ProcessTable *t) {
         }
 }
 
+static void on_resync_closed(uv_handle_t *h) {
+        free(h);
+}
+
 void process_table_free(ProcessTable *t) {
         if (!t)
                 return;
         while (t->head)
                 table_unlink(t, t->head);
+        if (t->resync)
+                uv_close((uv_handle_t *) t->resync, on_resync_closed);
         free(t);
 }
 
@@ -323,11 +331,15 @@ static void on_exec_exit(void *userdata, const ExecStatus *st, const ForgeError 
         process_unref(p); /* the exec's reference */
 }
 
+static void table_resync_soon(ProcessTable *t);
+
 /* Still running in the sandbox, kept by its agent: process_sync() adopts it again. */
 static void on_exec_detached(void *userdata) {
         Process *p = userdata;
 
         p->exec = NULL;
+        if (p->table)
+                table_resync_soon(p->table);
         process_unref(p); /* the exec's reference */
 }
 
@@ -712,4 +724,35 @@ void process_sync(Manager *m, Sandbox *sb, void (*done)(void *userdata), void *u
 
 void process_table_end(Sandbox *sb) {
         end_unfollowed(sb, NULL);
+}
+
+static void on_resync_done(void *userdata) {
+}
+
+/* A while after a connection dropped: a sandbox whose agent died lost its processes too;
+ * otherwise they are adopted again, so their followers go on without waiting for a call.
+ * A suspended sandbox waits for its next call (which resumes it). */
+static void on_resync(uv_timer_t *timer) {
+        ProcessTable *t = timer->data;
+        Sandbox *sb = t->sb;
+        SandboxPlan plan;
+
+        if (!sandbox_is_running(sb))
+                return;
+        sandbox_plan(sb, &plan);
+        if (sb->isolator->is_alive(&plan) <= 0)
+                return process_table_end(sb);
+        process_sync(sb->manager, sb, on_resync_done, NULL);
+}
+
+static void table_resync_soon(ProcessTable *t) {
+        if (!t->resync) {
+                t->resync = calloc(1, sizeof(uv_timer_t));
+                if (!t->resync || uv_timer_init(t->sb->manager->loop, t->resync) < 0) {
+                        free(TAKE_PTR(t->resync));
+                        return; /* the next processes call adopts them */
+                }
+                t->resync->data = t;
+        }
+        uv_timer_start(t->resync, on_resync, PROCESS_RESYNC_MS, 0);
 }

@@ -23,6 +23,8 @@
 #define PROCESS_KEEP_FINISHED 256
 /* Most retained processes adopted from one agent listing (the newest ones). */
 #define PROCESS_ADOPT_MAX (PROCESS_KEEP_FINISHED + 1024)
+/* After a dropped agent connection, forged tries to adopt the processes again this soon. */
+#define PROCESS_RESYNC_MS 1000
 /* Followers are fed at most this much per callback. */
 #define PROCESS_CHUNK_BYTES (16 * 1024)
 
@@ -87,7 +89,8 @@ void process_table_free(ProcessTable *t);
  * killed, running ones the agent no longer has (the sandbox was restarted). If the agent
  * cannot be reached, done runs with the table as it is. */
 void process_sync(Manager *m, Sandbox *sb, void (*done)(void *userdata), void *userdata);
-/* The sandbox is being destroyed: processes whose connection had dropped end as killed. */
+/* The sandbox is being destroyed (or its agent died): processes whose connection had
+ * dropped end as killed. */
 void process_table_end(Sandbox *sb);
 
 /* As exec_write_stdin; -EPIPE when the process is over or stdin is not open. */
