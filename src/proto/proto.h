@@ -252,7 +252,7 @@ typedef struct ProtoExit {
  * count of bytes dropped. */
 typedef struct ProtoProc {
         int64_t pid;
-        char *meta;          /* NULL when the spawn gave none */
+        char *meta;          /* only when PROCS_LIST named the pid; NULL if the spawn gave none */
         int64_t stdin_open;  /* 0/1: stdin still takes bytes */
         int64_t start[2], end[2];
         int64_t exited;      /* 0/1: when 1, exit says how */
