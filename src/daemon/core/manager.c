@@ -13,6 +13,7 @@
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "daemon/agentc.h"
+#include "daemon/core/process.h"
 #include "daemon/core/images.h"
 #include "daemon/core/lifecycle.h"
 #include "daemon/core/metrics.h"
@@ -539,6 +540,7 @@ void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDon
         sb->destroying = true;
         metrics_count(METRIC_DESTROYS);
         agentc_close(sb->agent);
+        process_table_end(sb);
         if (asprintf(&trashed, "%s/%s", m->trash_dir, sb->id) < 0 || rename(sb->dir, trashed) < 0) {
                 log_sb_warn(sb->id, errno, "cannot move the sandbox to the trash");
                 free(trashed);
