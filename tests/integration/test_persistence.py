@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from forge_client import MiB, check_error, check_sandbox, host_pids_matching, q
+from forge_client import MiB, check_error, check_sandbox, host_pids_matching, q, wait_until
 
 
 def _populate(sb, tag):
@@ -150,7 +150,7 @@ def test_record_of_dead_sandbox_is_failed_or_recovered(forged_fn):
     sb = c.create()
     marker = "sleep 6161.5"
     sb.sh("%s > /dev/null 2>&1 &" % marker)
-    pids = host_pids_matching(marker)
+    pids = wait_until(lambda: host_pids_matching(marker))  # cmdline is empty mid-exec
     assert pids
     ns = _pidns(pids[0])
     assert ns and ns != _pidns(os.getpid()), "sandbox shares the host pid namespace"
