@@ -19,12 +19,16 @@ static inline void freep(void *p) {
         free(*(void **) p);
 }
 
+/* Closes *fd (keeping errno) and sets it to -1, so that closing it again, by hand or as
+ * the scope cleanup, is a no-op. An fd number is reused by the next open in any thread:
+ * a second close(2) of a stale number closes somebody else's file. */
 static inline void closep(int *fd) {
         if (*fd >= 0) {
                 int saved = errno;
                 close(*fd);
                 errno = saved;
         }
+        *fd = -1;
 }
 
 #define _cleanup_(f) __attribute__((cleanup(f)))

@@ -419,6 +419,10 @@ int agentc_new(uv_loop_t *loop, int fd, const char *sandbox_id, AgentConn **ret)
         c->open = true;
         snprintf(c->sandbox_id, sizeof(c->sandbox_id), "%s", sandbox_id);
         r = uv_pipe_open(&c->pipe, fd);
+        /* A refused fd (EEXIST: libuv still watches that number) is not the handle's:
+         * uv_close() below will not close it. */
+        if (r < 0)
+                close(fd);
         if (r >= 0)
                 r = uv_read_start((uv_stream_t *) &c->pipe, on_alloc, on_read);
         if (r >= 0)

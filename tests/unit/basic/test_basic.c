@@ -13,6 +13,7 @@
 
 #include "basic/base64.h"
 #include "basic/copy.h"
+#include "basic/macros.h"
 #include "basic/random-util.h"
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
@@ -144,6 +145,26 @@ static void test_random_label(void **state) {
         assert_int_equal(random_label(a, 0), -EINVAL);
 }
 
+/* An fd closed by hand before its scope ends is not closed again at the end: by then
+ * its number may be another file's (ns_spawn closed three fds twice that way). */
+static void test_closep_clears(void **state) {
+        int reused;
+
+        {
+                _cleanup_close_ int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                int number = fd;
+
+                assert_true(fd >= 0);
+                closep(&fd);
+                assert_int_equal(fd, -1);
+                closep(&fd);
+                reused = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                assert_int_equal(reused, number);
+        }
+        assert_true(fcntl(reused, F_GETFD) >= 0);
+        close(reused);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_utf8_valid_passes),
@@ -153,6 +174,7 @@ int main(void) {
                 cmocka_unit_test(test_time_format),
                 cmocka_unit_test(test_copy_keeps_holes),
                 cmocka_unit_test(test_random_label),
+                cmocka_unit_test(test_closep_clears),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

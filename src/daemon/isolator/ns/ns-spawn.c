@@ -130,6 +130,9 @@ typedef struct SpawnFds {
         int release[2], error[2];
 } SpawnFds;
 
+/* The scope cleanup of ns_spawn(). The child's ends and release[1] are closed earlier
+ * with closep(), which clears them: nothing here is closed twice (a second close of the
+ * number would hit whatever another thread opened under it meanwhile). */
 static void spawn_fds_close(SpawnFds *f) {
         int *all[] = {&f->dir,        &f->agent,      &f->log,      &f->listen,
                       &f->release[0], &f->release[1], &f->error[0], &f->error[1]};
