@@ -96,6 +96,10 @@ typedef struct Agent {
         Proc *procs;
         Transfer *transfers;
         bool is_pid1;
+        /* In a VM (vm.h): the virtio-serial port served instead of listen_fd, and when
+         * to look at it again while the host side is closed. */
+        char port_path[64];
+        int64_t port_retry_ms;
 } Agent;
 
 typedef int (*AgentHandler)(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);

@@ -1,5 +1,6 @@
 /* The agent's one poll() loop: host connection, listening socket, signals, pipes. */
 #include "agent/agent.h"
+#include "agent/vm.h"
 #include "basic/log.h"
 
 #include <errno.h>
@@ -210,6 +211,9 @@ static int agent_tick(Agent *a) {
 
         if (a->conn && a->conn->broken)
                 agent_drop_conn(a);
+        int64_t port_at = vm_port_tick(a, now);
+        if (port_at > 0)
+                next = port_at - now;
         for (Proc *p = a->procs; p; p = p->next) {
                 int64_t at = proc_check_timers(a, p, now);
                 if (at > 0 && (next < 0 || at - now < next))

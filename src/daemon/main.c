@@ -178,7 +178,6 @@ static void on_stop_signal(uv_signal_t *s, int signum) {
 }
 
 int main(int argc, char **argv) {
-        static const char *const isolators[] = {"ns", NULL};
         Options o = {
                 .host = "127.0.0.1",
                 .port = 3456,
@@ -228,7 +227,7 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "cannot start the idle and TTL timer");
                 return 1;
         }
-        api = (Api){.manager = m, .isolators = isolators};
+        api = (Api){.manager = m, .isolators = isolator_ready_names()};
         r = http_server_new(uv_default_loop(), &limits, api_handle, &api, &server);
         if (r >= 0)
                 r = http_server_listen(server, o.host, o.port);

@@ -36,6 +36,7 @@ static const struct {
         {"header_too_large", 431},
         {"at_capacity", 503},
         {"agent_unavailable", 503},
+        {"isolator_unavailable", 503},
         {"no_space", 507},
         {"isolator_failed", 500},
         {"internal", 500},

@@ -76,8 +76,11 @@ static int parse_isolator(Api *api, json_t *body, const IsolatorOps **ret, Forge
                 return r;
         *ret = isolator_by_name(name);
         if (!*ret)
-                return forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s' (use auto or ns)",
+                return forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s' (use auto, ns or qemu)",
                                        name);
+        if (!isolator_is_ready(*ret))
+                return forge_error_set(err, ENOTSUP, "isolator_unavailable",
+                                       "isolator '%s' is not available on this host (see forged's log)", name);
         return 0;
 }
 

@@ -59,7 +59,7 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
                 manager_free(m);
                 return r;
         }
-        r = m->default_isolator->init(m->state_dir, err);
+        r = isolator_init_all(m->default_isolator, m->state_dir, err);
         if (r >= 0)
                 r = images_init(m, err);
         if (r < 0) {
@@ -79,8 +79,7 @@ void manager_free(Manager *m) {
                 sandbox_unref(m->sandboxes[i]);
         }
         free(m->sandboxes);
-        if (m->default_isolator)
-                m->default_isolator->fini();
+        isolator_fini_all();
         json_decref(m->host_image);
         free(m->host_rootfs);
         free(m->state_dir);
@@ -442,7 +441,7 @@ static void reconcile_trash(Manager *m) {
                         continue;
                 memcpy(plan.id, de->d_name, strlen(de->d_name) + 1);
                 plan.dir = path;
-                m->default_isolator->destroy(&plan);
+                isolator_destroy_any(&plan);
                 rm_rf(path);
                 log_sb_info(de->d_name, "finished an interrupted destroy");
         }
@@ -469,7 +468,7 @@ static void reconcile_one(Manager *m, const char *id) {
                 snprintf(bare.id, sizeof(bare.id), "%s", id);
                 log_sb_warn(id, r, "no usable record; removing its leftovers");
                 if (bare.dir) {
-                        m->default_isolator->destroy(&bare);
+                        isolator_destroy_any(&bare);
                         rm_rf(bare.dir);
                 }
                 return;
@@ -535,5 +534,5 @@ int manager_reconcile(Manager *m) {
                         m->sandboxes[j] = m->sandboxes[j - 1];
                         m->sandboxes[j - 1] = t;
                 }
-        return m->default_isolator->reap_unknown(is_known, m);
+        return isolator_reap_unknown_all(is_known, m);
 }

@@ -77,6 +77,21 @@ typedef struct IsolatorOps {
 } IsolatorOps;
 
 extern const IsolatorOps isolator_ns;
+extern const IsolatorOps isolator_qemu;
 
-/* "ns" (and later "qemu"); NULL if unknown. */
+/* "ns" or "qemu"; NULL if unknown. */
 const IsolatorOps *isolator_by_name(const char *name);
+
+/* Once at start: inits required (its failure is returned) and every other isolator this
+ * host can run (a failure there only makes that one unavailable). */
+int isolator_init_all(const IsolatorOps *required, const char *state_dir, ForgeError *err);
+void isolator_fini_all(void);
+/* Initialized by isolator_init_all, so sandboxes may use it. */
+bool isolator_is_ready(const IsolatorOps *iso);
+/* Names of the ready isolators, NULL-terminated (for GET /health). */
+const char *const *isolator_ready_names(void);
+/* For a sandbox whose isolator is unknown (no usable record): destroy() of every ready
+ * isolator, each of which finds nothing of its own and succeeds. */
+int isolator_destroy_any(const SandboxPlan *plan);
+/* reap_unknown() of every ready isolator. */
+int isolator_reap_unknown_all(bool (*known)(const char *id, void *userdata), void *userdata);

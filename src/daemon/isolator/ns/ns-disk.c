@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/loop.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +21,12 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "daemon/isolator/isolator-util.h"
 #include "basic/macros.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
@@ -36,8 +35,6 @@
 /* One inode per 8 KiB: a 1 GiB disk holds 131072 files (node_modules-sized trees fit,
  * an inode bomb still stops). */
 #define BYTES_PER_INODE "8192"
-
-extern char **environ;
 
 static char state_dir_abs[PATH_MAX];
 
@@ -66,48 +63,16 @@ static int is_mount_root(int dirfd, const char *name) {
         return !!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
-static const char *mkfs_path(void) {
-        static const char *const candidates[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"};
-
-        for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
-                if (access(candidates[i], X_OK) >= 0)
-                        return candidates[i];
-        return NULL;
-}
-
-/* forged is multi-threaded: posix_spawn (vfork and exec, no atfork handlers, no locks
- * taken in the child) instead of fork. Every fd forged holds is CLOEXEC; the child's stdio
- * is /dev/null. Reaped here by pid, so libuv's own SIGCHLD handling never sees it. */
 static int mkfs_run(const char *image) {
-        const char *mkfs = mkfs_path();
-        char *const argv[] = {
-                (char *) "mkfs.ext4", (char *) "-q", (char *) "-F",
+        char *const options[] = {
                 /* No blocks reserved for host root: the whole size is the sandbox's. */
                 (char *) "-m", (char *) "0", (char *) "-i", (char *) BYTES_PER_INODE,
                 /* The image is sparse and reads as zeros: nothing to initialize or discard. */
                 (char *) "-E", (char *) "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-                (char *) "-L", (char *) "forge", (char *) image, NULL,
+                (char *) "-L", (char *) "forge", NULL,
         };
-        posix_spawn_file_actions_t actions;
-        int status, r;
-        pid_t pid;
 
-        if (!mkfs)
-                return -ENOENT;
-        r = posix_spawn_file_actions_init(&actions);
-        if (r != 0)
-                return -r;
-        for (int fd = 0; fd < 3 && r == 0; fd++)
-                r = posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd ? O_WRONLY : O_RDONLY, 0);
-        if (r == 0)
-                r = posix_spawn(&pid, mkfs, &actions, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&actions);
-        if (r != 0)
-                return -r;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+        return isolator_mkfs(options, image, 0);
 }
 
 /* A free loop device bound to img_fd with autoclear; returns its fd. Two threads may be
