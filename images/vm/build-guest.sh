@@ -13,7 +13,7 @@ set -eu
 out=${1:?usage: build-guest.sh OUT AGENT}
 agent=${2:?usage: build-guest.sh OUT AGENT}
 # Runtimes of the host image (image-host.c) and the packages every Debian has.
-usr_packages="python3 nodejs"
+usr_packages="python3 nodejs procps"
 modules="virtio_mmio virtio_blk virtio_console overlay"
 [ -e /dev/vhost-vsock ] && modules="$modules vmw_vsock_virtio_transport"
 

@@ -1,0 +1,179 @@
+"""The qemu isolator (docs/isolator-qemu.md): a microVM per sandbox, TCG on these hosts.
+
+A boot under TCG costs seconds, so the checks share one VM sandbox on one forged (module
+scope) and run in file order: the restart and destroy checks come last. The guest parts
+are prepared once per host with `forgectl vm setup` into FORGE_VM_CACHE (default
+/var/tmp/forge-test-vm; a second run only checks they are current) and each test state
+dir links to them."""
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import HOST_TOKEN, build_dir
+from forge_client import PS_SNIPPET, check_error, check_result, host_pids_matching, wait_until
+
+VM_CACHE = os.environ.get("FORGE_VM_CACHE", "/var/tmp/forge-test-vm")
+BOOT_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def guest_parts():
+    forgectl = str(build_dir() / "bin" / "forgectl")
+    r = subprocess.run([forgectl, "vm", "setup", "--state-dir", VM_CACHE],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+    assert r.returncode == 0, r.stdout.decode(errors="replace")
+    return os.path.join(VM_CACHE, "vm")
+
+
+@pytest.fixture(scope="module")
+def vm_forged(forged, guest_parts):
+    os.symlink(guest_parts, os.path.join(forged.state_dir, "vm"))
+    return forged
+
+
+@pytest.fixture(scope="module")
+def vm(vm_forged):
+    sb = vm_forged.client.create({"isolator": "qemu", "limits": {"memory_mb": 384}},
+                                 timeout=BOOT_TIMEOUT)
+    yield sb
+    vm_forged.client.delete(sb.id)
+
+
+def qmp(state_dir, sid, command):
+    """One QMP command on the sandbox's control socket, as forged sends them."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(os.path.join(state_dir, "sandboxes", sid, "qmp.sock"))
+    f = s.makefile("rwb")
+    answers = []
+    for msg in (None, "qmp_capabilities", command):
+        if msg:
+            f.write(json.dumps({"execute": msg}).encode() + b"\n")
+            f.flush()
+        while True:
+            doc = json.loads(f.readline())
+            if "event" not in doc:
+                answers.append(doc)
+                break
+    s.close()
+    return answers[-1]
+
+
+def guest_kernel_version(guest_parts):
+    return os.listdir(os.path.join(guest_parts, "kernel", "lib", "modules"))[0]
+
+
+def test_health_lists_qemu(vm_forged):
+    r = vm_forged.client.request("GET", "/health")
+    h = r.json()
+    assert "qemu" in h["isolators"] and "ns" in h["isolators"], h
+
+
+def test_shell_runs_the_guest_kernel(vm, guest_parts):
+    info = vm.get()
+    assert info["isolator"] == "qemu" and info["status"] == "running", info
+    res = check_result(vm.shell("uname -r; hostname"))
+    release, hostname = res["stdout"].split()
+    assert release == guest_kernel_version(guest_parts)
+    assert release != platform.release()
+    assert hostname == vm.id
+
+
+def test_execute_python_and_node(vm):
+    res = check_result(vm.execute("import sys; print(sys.version_info[0] * 7)", "python"))
+    assert res["stdout"] == "21\n", res
+    res = check_result(vm.execute("console.log([1, 2, 3].length)", "node"))
+    assert res["stdout"] == "3\n", res
+
+
+def test_files_up_and_down(vm):
+    data = bytes(range(256)) * 1024
+    vm.put_file("/root/blob.bin", data)
+    assert vm.get_file("/root/blob.bin") == data
+    assert vm.sh("sha256sum /root/blob.bin").split()[0] == hashlib.sha256(data).hexdigest()
+    names = [e["name"] for e in vm.list_dir("/root")["entries"]]
+    assert "blob.bin" in names
+
+
+def test_background_process(vm):
+    r = vm.req("POST", "/processes", {"command": "echo started; sleep 3600"})
+    assert r.status == 201, r.describe()
+    pid = r.json()["pid"]
+    assert wait_until(lambda: "started" in vm.req("GET", "/processes/%d/output" % pid).body.decode())
+    assert vm.req("GET", "/processes/%d" % pid).json()["status"] == "running"
+    assert "sleep 3600" in vm.sh(PS_SNIPPET)
+
+
+def test_suspend_pauses_the_vm_and_resume_continues(vm, vm_forged):
+    r = vm.req("POST", "/suspend")
+    assert r.status == 200 and r.json()["status"] == "suspended", r.describe()
+    assert qmp(vm_forged.state_dir, vm.id, "query-status")["return"]["status"] == "paused"
+    r = vm.req("POST", "/resume")
+    assert r.status == 200 and r.json()["status"] == "running", r.describe()
+    assert qmp(vm_forged.state_dir, vm.id, "query-status")["return"]["status"] == "running"
+    assert vm.sh("echo alive") == "alive\n"
+
+
+def test_no_network_but_lo(vm):
+    assert vm.sh("ls /sys/class/net") == "lo\n"
+
+
+def test_guest_cannot_reach_forged(vm, vm_forged):
+    code = ("import socket\n"
+            "for host in ('127.0.0.1', '10.0.2.2'):\n"
+            "    s = socket.socket()\n"
+            "    s.settimeout(3)\n"
+            "    try:\n"
+            "        s.connect((host, %d)); print('reached', host)\n"
+            "    except OSError as e:\n"
+            "        print('no', host)\n" % vm_forged.port)
+    res = check_result(vm.execute(code, "python"))
+    assert res["stdout"] == "no 127.0.0.1\nno 10.0.2.2\n", res
+
+
+def test_host_files_and_environment_not_visible(vm, vm_forged, tmp_path):
+    secret = tmp_path / "host-only.txt"
+    secret.write_text("host only")
+    out = vm.sh("test -e %s && echo visible; test -e %s && echo state; "
+                "test -e /etc/shadow && echo shadow; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'"
+                % (secret, vm_forged.state_dir))
+    assert "visible" not in out and "state" not in out and "shadow" not in out, out
+    assert HOST_TOKEN not in out
+
+
+def test_forged_restart_reattaches(vm, vm_forged):
+    vm.sh("echo kept > /root/kept.txt")
+    pids = host_pids_matching("forge-%s" % vm.id)
+    assert len(pids) == 1, pids
+    vm_forged.kill9()
+    vm_forged.restart()
+    assert host_pids_matching("forge-%s" % vm.id) == pids
+    assert vm.get()["status"] == "running"
+    assert vm.sh("cat /root/kept.txt") == "kept\n"
+    assert "sleep 3600" in vm.sh(PS_SNIPPET)
+
+
+def test_destroy_leaves_nothing(vm, vm_forged):
+    sid = vm.id
+    sb_dir = os.path.join(vm_forged.state_dir, "sandboxes", sid)
+    assert host_pids_matching("forge-%s" % sid)
+    r = vm.delete()
+    assert r.status == 204, r.describe()
+    assert wait_until(lambda: not host_pids_matching("forge-%s" % sid), timeout=10)
+    assert not os.path.exists(sb_dir)
+    check_error(vm.req("GET", ""), 404, "sandbox_not_found")
+
+
+def test_missing_guest_parts_is_a_clear_error(forged_fn):
+    r = forged_fn.client.request("POST", "/v1/sandboxes", {"isolator": "qemu"})
+    doc = check_error(r, 503, "isolator_unavailable")
+    assert "forgectl vm setup" in doc["error"], doc
+    assert forged_fn.client.list() == []
+    assert not host_pids_matching(os.path.join(forged_fn.state_dir, "sandboxes"))
