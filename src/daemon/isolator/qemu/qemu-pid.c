@@ -34,11 +34,12 @@ pid_t qemu_pid(const char *dir) {
         return lk.l_type == F_UNLCK ? 0 : lk.l_pid;
 }
 
+/* Gone once its lock is: an exited process holds none, even before it is reaped. */
 static int kill_and_wait(pid_t pid, const char *dir) {
         if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
                 return -errno;
         for (int waited = 0; waited < QEMU_EXIT_TIMEOUT_MS; waited += 10) {
-                if (dir ? qemu_pid(dir) <= 0 : kill(pid, 0) < 0)
+                if (qemu_pid(dir) <= 0)
                         return 0;
                 nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
         }
@@ -78,7 +79,7 @@ int qemu_reap_unknown(const char *sandboxes_dir, bool (*known)(const char *id, v
         if (!d)
                 return -errno;
         while ((de = readdir(d))) {
-                char path[64], cmdline[CMDLINE_MAX], id[SANDBOX_ID_MAX + 1];
+                char path[64], cmdline[CMDLINE_MAX], id[SANDBOX_ID_MAX + 1], dir[PATH_MAX];
                 size_t len;
                 char *end;
                 long pid = strtol(de->d_name, &end, 10);
@@ -91,7 +92,8 @@ int qemu_reap_unknown(const char *sandboxes_dir, bool (*known)(const char *id, v
                     cmdline_sandbox_id(cmdline, len, sandboxes_dir, id) <= 0 || known(id, userdata))
                         continue;
                 log_sb_info(id, "killing the QEMU of an unknown sandbox");
-                int r = kill_and_wait((pid_t) pid, NULL);
+                snprintf(dir, sizeof(dir), "%s/%s", sandboxes_dir, id);
+                int r = kill_and_wait((pid_t) pid, dir);
                 if (r < 0 && ret >= 0)
                         ret = r;
         }
