@@ -84,7 +84,7 @@ $(BIN)/forge-agent: $(call muslobj,$(agent_src) $(proto_src) $(basic_src))
 # The qemu isolator's guest-parts builder, which `forgectl vm setup` runs from beside it.
 $(BIN)/forge-vm-build: images/vm/build-guest.sh
 	@mkdir -p $(dir $@)
-	install -m 0755 $< $@
+	install -p -m 0755 $< $@
 
 # Unit tests mirror src/: tests/unit/<component>/test_*.c, each its own binary, linked
 # with that component and what it depends on (cmocka runs each in its own process).
