@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import time
@@ -158,6 +159,22 @@ def test_forged_restart_reattaches(vm, vm_forged):
     assert vm.get()["status"] == "running"
     assert vm.sh("cat /root/kept.txt") == "kept\n"
     assert "sleep 3600" in vm.sh(PS_SNIPPET)
+
+
+def test_killed_vm_boots_again_with_its_files(vm):
+    vm.sh("echo survived > /root/survivor.txt && sync")
+    old = host_pids_matching("forge-%s" % vm.id)
+    assert len(old) == 1, old
+    os.kill(old[0], signal.SIGKILL)
+    assert wait_until(lambda: not host_pids_matching("forge-%s" % vm.id), timeout=10)
+    # forged sees its agent connection end on a later turn of its loop; a call racing
+    # with that gets agent_unavailable once, as it would for an ns sandbox's init
+    time.sleep(1)
+    # the next call finds the VM gone and boots it again on the same writable disk
+    assert vm.sh("cat /root/survivor.txt", timeout=BOOT_TIMEOUT) == "survived\n"
+    new = host_pids_matching("forge-%s" % vm.id)
+    assert len(new) == 1 and new != old, (old, new)
+    assert vm.get()["status"] == "running"
 
 
 def test_destroy_leaves_nothing(vm, vm_forged):

@@ -78,9 +78,6 @@ static int parse_isolator(Api *api, json_t *body, const IsolatorOps **ret, Forge
         if (!*ret)
                 return forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s' (use auto, ns or qemu)",
                                        name);
-        if (!isolator_is_ready(*ret))
-                return forge_error_set(err, ENOTSUP, "isolator_unavailable",
-                                       "isolator '%s' is not available on this host (see forged's log)", name);
         return 0;
 }
 
@@ -141,6 +138,11 @@ static int parse_create(Api *api, json_t *body, CreateSpec *spec, ForgeError *er
         if (network)
                 return forge_error_set(err, EINVAL, "invalid_request",
                                        "network access is not supported by this version of forged yet");
+        /* After every field is checked: bad input is told apart from a host without it. */
+        if (spec->isolator && !isolator_is_ready(spec->isolator))
+                return forge_error_set(err, ENOTSUP, "isolator_unavailable",
+                                       "isolator '%s' is not available on this host (see forged's log)",
+                                       spec->isolator->name);
         return 0;
 }
 
