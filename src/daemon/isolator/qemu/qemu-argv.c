@@ -124,7 +124,7 @@ int qemu_argv_build(const QemuArgs *args, char ***ret) {
         argv_add_disk(&a, "image", args->image_disk, true);
         argv_add_disk(&a, "disk", disk, false);
         for (size_t i = 0; i < args->n_binds; i++) {
-                char serial[16];
+                char serial[32];
                 snprintf(serial, sizeof(serial), "bind%zu", i);
                 argv_add_disk(&a, serial, args->bind_disks[i], true);
         }
