@@ -87,6 +87,16 @@ def test_shell_runs_the_guest_kernel(vm, guest_parts):
     assert hostname == vm.id
 
 
+def test_qemu_runs_unprivileged_under_seccomp(vm):
+    pids = host_pids_matching("forge-%s" % vm.id)
+    assert len(pids) == 1, pids
+    with open("/proc/%d/status" % pids[0]) as f:
+        status = dict(line.split(":", 1) for line in f)
+    uids = status["Uid"].split()
+    assert len(set(uids)) == 1 and int(uids[0]) >= 100000, status["Uid"]
+    assert status["Seccomp"].strip() == "2", status["Seccomp"]
+
+
 def test_execute_python_and_node(vm):
     res = check_result(vm.execute("import sys; print(sys.version_info[0] * 7)", "python"))
     assert res["stdout"] == "21\n", res

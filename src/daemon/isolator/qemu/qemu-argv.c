@@ -1,7 +1,13 @@
 /* The QEMU command line of a microVM: -M microvm, no default devices, no network, the
  * guest parts, one virtio-blk per disk (named by its serial, which the guest's init
  * looks for), the agent's virtio-serial port and QMP on sockets forged made and passes
- * as fds. QEMU daemonizes and holds a lock on its pidfile, so it outlives forged. */
+ * as fds. QEMU daemonizes and holds a lock on its pidfile, so it outlives forged.
+ *
+ * QEMU itself is confined: once its files and sockets are open it runs as the
+ * sandbox's own unprivileged uid (-runas; the uid root inside an ns sandbox of the same
+ * slot would have), and under its seccomp filter (-sandbox) without obsolete system
+ * calls or scheduler and affinity changes. elevateprivileges=deny cannot be used: it
+ * forbids the setsid of -daemonize and the setuid of -runas. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,6 +144,12 @@ int qemu_argv_build(const QemuArgs *args, char ***ret) {
         argv_add(&a, "socket,id=qmp,fd=%d,server=on,wait=off", args->qmp_fd);
         argv_add(&a, "-mon");
         argv_add(&a, "chardev=qmp,mode=control");
+        argv_add(&a, "-sandbox");
+        argv_add(&a, "on,obsolete=deny,resourcecontrol=deny");
+        if (args->uid > 0) {
+                argv_add(&a, "-runas");
+                argv_add(&a, "%lu:%lu", (unsigned long) args->uid, (unsigned long) args->uid);
+        }
         argv_add(&a, "-daemonize");
         argv_add(&a, "-pidfile");
         argv_add(&a, "%s", pidfile);

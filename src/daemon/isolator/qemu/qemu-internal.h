@@ -29,6 +29,7 @@ typedef struct QemuArgs {
         int64_t cpus;
         int64_t memory_mb;
         int agent_fd, qmp_fd; /* listening sockets QEMU gets as these fds */
+        uid_t uid;            /* QEMU drops to uid:uid once its devices are open; 0 = stays */
 } QemuArgs;
 
 /* qemu-argv.c: a NULL-terminated argv (argv[0] is the program name), freed with

@@ -126,6 +126,7 @@ static int args_make(const SandboxPlan *plan, BootPaths *paths, QemuArgs *args, 
                 .memory_mb = plan->limits.memory_mb > 0 ? plan->limits.memory_mb : QEMU_MEMORY_MB_DEFAULT,
                 .agent_fd = 3,
                 .qmp_fd = 4,
+                .uid = plan->uid_base,
         };
         if (ncpu > 0 && args->cpus > ncpu)
                 args->cpus = ncpu;

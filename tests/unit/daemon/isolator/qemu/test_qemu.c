@@ -49,6 +49,7 @@ static QemuArgs args_default(void) {
                 .memory_mb = 384,
                 .agent_fd = 3,
                 .qmp_fd = 4,
+                .uid = 100000,
         };
 }
 
@@ -80,6 +81,8 @@ static void test_argv_tcg(void **state) {
         assert_string_equal(arg_after(argv, "-nic", 0), "none");
         assert_true(has_arg(argv, "-nodefaults"));
         assert_true(has_arg(argv, "-daemonize"));
+        assert_string_equal(arg_after(argv, "-runas", 0), "100000:100000");
+        assert_string_equal(arg_after(argv, "-sandbox", 0), "on,obsolete=deny,resourcecontrol=deny");
         assert_string_equal(arg_after(argv, "-pidfile", 0), "/state/sandboxes/abc123/qemu.pid");
         assert_string_equal(arg_after(argv, "-serial", 0), "file:/state/sandboxes/abc123/console.log");
         assert_string_equal(arg_after(argv, "-append", 0),
@@ -104,12 +107,14 @@ static void test_argv_kvm_and_no_binds(void **state) {
 
         a.kvm = true;
         a.n_binds = 0;
+        a.uid = 0;
         assert_int_equal(qemu_argv_build(&a, &argv), 0);
         assert_string_equal(arg_after(argv, "-accel", 0), "kvm");
         assert_string_equal(arg_after(argv, "-cpu", 0), "host");
         /* KVM calibrates the TSC itself; no binds, no forge.binds= */
         assert_string_equal(arg_after(argv, "-append", 0), "console=ttyS0 panic=-1 quiet forge.hostname=abc123");
         assert_null(arg_after(argv, "-drive", 2));
+        assert_null(arg_after(argv, "-runas", 0)); /* no uid: QEMU stays as it was started */
         proto_strv_free(argv);
 }
 
