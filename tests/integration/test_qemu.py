@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -120,6 +121,15 @@ def test_background_process(vm):
     assert wait_until(lambda: "started" in vm.req("GET", "/processes/%d/output" % pid).body.decode())
     assert vm.req("GET", "/processes/%d" % pid).json()["status"] == "running"
     assert "sleep 3600" in vm.sh(PS_SNIPPET)
+
+
+def test_pty_process(vm):
+    r = vm.req("POST", "/processes", {"command": "tty; stty size", "pty": {"rows": 33, "cols": 101}})
+    assert r.status == 201 and r.json()["pty"] is True, r.describe()
+    pid = r.json()["pid"]
+    assert wait_until(lambda: vm.req("GET", "/processes/%d" % pid).json()["status"] != "running")
+    out = vm.req("GET", "/processes/%d/output" % pid).json()["stdout"]
+    assert re.match(r"^/dev/pts/\d+\r\n33 101\r\n$", out), out
 
 
 def test_suspend_pauses_the_vm_and_resume_continues(vm, vm_forged):
