@@ -157,9 +157,11 @@ static char *agent_path_default(void) {
         return path;
 }
 
-/* `auto` is the strongest isolator this host supports; without KVM that is ns. */
-static const IsolatorOps *isolator_choose(const char *name, ForgeError *err) {
-        const IsolatorOps *iso = isolator_by_name(strcmp(name, "auto") == 0 ? "ns" : name);
+/* `auto` is the strongest isolator this host runs well: qemu with KVM, else ns. */
+static const IsolatorOps *isolator_choose(const char *name, const char *state_dir, ForgeError *err) {
+        char why[256] = "";
+        bool is_auto = strcmp(name, "auto") == 0;
+        const IsolatorOps *iso = is_auto ? isolator_auto(state_dir, why, sizeof(why)) : isolator_by_name(name);
 
         if (!iso) {
                 forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s'", name);
@@ -167,8 +169,8 @@ static const IsolatorOps *isolator_choose(const char *name, ForgeError *err) {
         }
         if (iso->available(err) < 0)
                 return NULL;
-        if (strcmp(name, "auto") == 0)
-                log_info("isolator auto: using %s (no /dev/kvm microVM isolator is built yet)", iso->name);
+        if (is_auto)
+                log_info("isolator auto: using %s (%s)", iso->name, why);
         return iso;
 }
 
@@ -214,7 +216,7 @@ int main(int argc, char **argv) {
         }
         cfg = (ManagerConfig){.state_dir = o.state_dir, .agent_path = o.agent_path, .max_sandboxes = o.max_sandboxes,
                                .idle_timeout_s = o.sandbox_idle_timeout_s};
-        cfg.default_isolator = isolator_choose(o.isolator, &err);
+        cfg.default_isolator = isolator_choose(o.isolator, o.state_dir, &err);
         if (!cfg.default_isolator || manager_new(uv_default_loop(), &cfg, &m, &err) < 0) {
                 log_error("cannot start: %s", err.message);
                 return 1;

@@ -208,6 +208,16 @@ def test_destroy_leaves_nothing(vm, vm_forged):
     check_error(vm.req("GET", ""), 404, "sandbox_not_found")
 
 
+def test_auto_says_why_it_did_not_pick_qemu(forged_factory):
+    # this state dir has no guest parts, so auto never picks qemu, KVM or not
+    f = forged_factory(["--isolator", "auto"])
+    h = f.client.request("GET", "/health").json()
+    assert h["default_isolator"] == "ns" and "qemu" in h["isolators"], h
+    kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
+    why = "the guest parts are not" if kvm else "no usable /dev/kvm"
+    assert "isolator auto: using ns (not qemu: " in f.log_tail() and why in f.log_tail()
+
+
 def test_missing_guest_parts_is_a_clear_error(forged_fn):
     r = forged_fn.client.request("POST", "/v1/sandboxes", {"isolator": "qemu"})
     doc = check_error(r, 503, "isolator_unavailable")

@@ -1,5 +1,6 @@
 #include "daemon/isolator/isolator.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "basic/log.h"
@@ -18,6 +19,27 @@ const IsolatorOps *isolator_by_name(const char *name) {
         for (size_t i = 0; name && i < ELEMENTSOF(isolators); i++)
                 if (strcmp(isolators[i]->name, name) == 0)
                         return isolators[i];
+        return NULL;
+}
+
+const IsolatorOps *isolator_auto(const char *state_dir, char *why, size_t size) {
+        /* Strongest first; the last one has no preferred() and always qualifies. */
+        static const IsolatorOps *const by_strength[] = {&isolator_qemu, &isolator_ns};
+        ForgeError e = {0};
+
+        for (size_t i = 0; i < ELEMENTSOF(by_strength); i++) {
+                const IsolatorOps *iso = by_strength[i];
+                if (!iso->preferred) {
+                        if (e.message[0])
+                                snprintf(why, size, "not %s: %s", by_strength[0]->name, e.message);
+                        return iso;
+                }
+                e = (ForgeError){0};
+                if (iso->available(&e) >= 0 && iso->preferred(state_dir, &e) >= 0) {
+                        snprintf(why, size, "%s", e.message[0] ? e.message : "preferred on this host");
+                        return iso;
+                }
+        }
         return NULL;
 }
 

@@ -57,6 +57,10 @@ typedef struct IsolatorOps {
         void (*fini)(void);
         /* 0 if usable on this host, else -errno with *err saying why. */
         int (*available)(ForgeError *err);
+        /* For `auto`: 0 if this isolator should be the default on this host (with state
+         * in state_dir; why->message may say why), else -errno with *why set; NULL for
+         * the fallback (ns). */
+        int (*preferred)(const char *state_dir, ForgeError *why);
         /* Prepares host-side resources (dirs, cgroups); idempotent. */
         int (*create)(const SandboxPlan *plan, ForgeError *err);
         /* Boots the agent; returns once the agent's socket accepts connections. */
@@ -81,6 +85,10 @@ extern const IsolatorOps isolator_qemu;
 
 /* "ns" or "qemu"; NULL if unknown. */
 const IsolatorOps *isolator_by_name(const char *name);
+
+/* `auto`: the strongest isolator this host runs well, and in why a sentence saying why
+ * (for the log). */
+const IsolatorOps *isolator_auto(const char *state_dir, char *why, size_t size);
 
 /* Once at start: inits required (its failure is returned) and every other isolator this
  * host can run (a failure there only makes that one unavailable). */

@@ -316,11 +316,29 @@ static int qemu_available(ForgeError *err) {
         return 0;
 }
 
+/* The default only where it is fast: with KVM, and with its guest parts in place. */
+static int qemu_preferred(const char *state_dir, ForgeError *why) {
+        char path[PATH_MAX];
+
+        if (!kvm_is_usable())
+                return forge_error_set(why, ENODEV, "isolator_unavailable", "no usable /dev/kvm");
+        for (size_t i = 0; i < 2; i++) {
+                static const char *const parts[] = {"vmlinuz", "initramfs.img"};
+                if (snprintf(path, sizeof(path), "%s/vm/%s", state_dir, parts[i]) >= (int) sizeof(path) ||
+                    access(path, R_OK) < 0)
+                        return forge_error_set(why, ENOENT, "isolator_unavailable",
+                                               "KVM is there but the guest parts are not: run 'forgectl vm setup'");
+        }
+        snprintf(why->message, sizeof(why->message), "KVM and the guest parts are there");
+        return 0;
+}
+
 const IsolatorOps isolator_qemu = {
         .name = "qemu",
         .init = qemu_init,
         .fini = qemu_fini,
         .available = qemu_available,
+        .preferred = qemu_preferred,
         .create = qemu_create,
         .start = qemu_start,
         .connect = qemu_connect,
