@@ -116,7 +116,8 @@ static int device_find(const char *dir, const char *attr, const char *want, char
                         size_t len;
 
                         if (de->d_name[0] == '.' ||
-                            snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name, attr) >= (int) sizeof(path) ||
+                            snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name, attr) >=
+                                    (int) sizeof(path) ||
                             read_full_file(path, value, sizeof(value), &len) < 0)
                                 continue;
                         value[strcspn(value, "\n")] = 0;
@@ -180,7 +181,8 @@ static int root_switch(void) {
         }
         if (r < 0)
                 return r;
-        if (chdir("/run/root") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+        if (chdir("/run/root") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+            chdir("/") < 0)
                 return vm_fail(errno, "cannot switch to the sandbox's root");
         return 0;
 }
@@ -231,6 +233,7 @@ int vm_init(Agent *a) {
         if (r >= 0 && c.hostname[0] && sethostname(c.hostname, strlen(c.hostname)) < 0)
                 r = vm_fail(errno, "cannot set the hostname");
         if (r >= 0)
-                r = device_find("/sys/class/virtio-ports", "name", VM_PORT_NAME, a->port_path, sizeof(a->port_path));
+                r = device_find("/sys/class/virtio-ports", "name", VM_PORT_NAME, a->port_path,
+                                sizeof(a->port_path));
         return r;
 }

@@ -20,7 +20,8 @@ int64_t vm_port_tick(Agent *a, int64_t now) {
         if (now < a->port_retry_ms)
                 return a->port_retry_ms;
         a->port_retry_ms = now + VM_PORT_RETRY_MS;
-        pfd = (struct pollfd){.fd = open(a->port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY), .events = POLLIN};
+        pfd = (struct pollfd){.fd = open(a->port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY),
+                              .events = POLLIN};
         if (pfd.fd < 0) {
                 log_warn_errno(errno, "cannot open %s", a->port_path);
                 return a->port_retry_ms;

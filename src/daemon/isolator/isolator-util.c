@@ -11,7 +11,8 @@
 
 #include "basic/macros.h"
 
-int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds, size_t n_pass) {
+int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds,
+                         size_t n_pass) {
         posix_spawn_file_actions_t actions;
         int status, r;
         pid_t pid;

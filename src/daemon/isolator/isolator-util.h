@@ -9,7 +9,8 @@
  * forged is multi-threaded: posix_spawn (vfork and exec, no atfork handlers, no locks
  * taken in the child), never fork. The child is reaped here by pid, so libuv's own
  * SIGCHLD handling never sees it. */
-int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds, size_t n_pass);
+int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds,
+                         size_t n_pass);
 
 /* A connected, non-blocking, CLOEXEC stream to the unix socket dir/name. */
 int isolator_unix_connect(const char *dir, const char *name, int *ret_fd);

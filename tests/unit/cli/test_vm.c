@@ -25,7 +25,8 @@ static void test_vm_setup_defaults(void **state) {
 static void test_vm_setup_options(void **state) {
         ForgectlVmArgs a;
 
-        assert_int_equal(PARSE(&a, "vm", "setup", "--state-dir", "/srv/forge", "--agent=/opt/forge-agent"), 0);
+        assert_int_equal(PARSE(&a, "vm", "setup", "--state-dir", "/srv/forge", "--agent=/opt/forge-agent"),
+                         0);
         assert_string_equal(a.state_dir, "/srv/forge");
         assert_string_equal(a.agent, "/opt/forge-agent");
         assert_int_equal(PARSE(&a, "vm", "--help"), FORGECTL_HELP);

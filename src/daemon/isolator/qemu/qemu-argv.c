@@ -67,8 +67,7 @@ static void argv_add_disk(Argv *a, const char *serial, const char *file, bool re
                 return;
         }
         argv_add(a, "-drive");
-        argv_add(a, "id=%s,file=%s,format=raw,if=none%s", serial, escaped,
-                 readonly ? ",readonly=on" : "");
+        argv_add(a, "id=%s,file=%s,format=raw,if=none%s", serial, escaped, readonly ? ",readonly=on" : "");
         argv_add(a, "-device");
         argv_add(a, "virtio-blk-device,drive=%s,serial=%s", serial, serial);
 }
@@ -88,7 +87,8 @@ static void argv_add_cmdline(Argv *a, const QemuArgs *args) {
         }
         /* Without KVM the guest has no timer to calibrate its TSC against and hangs. */
         if (!args->kvm)
-                snprintf(tsc, sizeof(tsc), " tsc_early_khz=%llu tsc=reliable", (unsigned long long) args->tsc_khz);
+                snprintf(tsc, sizeof(tsc), " tsc_early_khz=%llu tsc=reliable",
+                         (unsigned long long) args->tsc_khz);
         argv_add(a, "-append");
         argv_add(a, "console=ttyS0 panic=-1 quiet forge.hostname=%s%s%s", args->id, binds, tsc);
 }
@@ -97,7 +97,8 @@ int qemu_argv_build(const QemuArgs *args, char ***ret) {
         _cleanup_free_ char *console = NULL, *pidfile = NULL, *disk = NULL;
         Argv a = {};
 
-        if (asprintf(&console, "%s/console.log", args->dir) < 0 || asprintf(&pidfile, "%s/qemu.pid", args->dir) < 0 ||
+        if (asprintf(&console, "%s/console.log", args->dir) < 0 ||
+            asprintf(&pidfile, "%s/qemu.pid", args->dir) < 0 ||
             asprintf(&disk, "%s/disk.img", args->dir) < 0)
                 return -ENOMEM;
         argv_add(&a, "qemu-system-x86_64");

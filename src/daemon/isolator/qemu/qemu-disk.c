@@ -55,7 +55,8 @@ int qemu_image_disk(const char *vm_dir, const SandboxPlan *plan, char *ret, Forg
                 return forge_error_set(err, ENAMETOOLONG, "isolator_failed", "state dir path too long");
         if (disk_is_current(ret, plan->image_rootfs))
                 return 0;
-        char *const options[] = {(char *) "-L", (char *) "image", (char *) "-d", (char *) plan->image_rootfs, NULL};
+        char *const options[] = {(char *) "-L", (char *) "image", (char *) "-d", (char *) plan->image_rootfs,
+                                 NULL};
         r = mkdir_p(dir, 0700);
         if (r >= 0)
                 r = rootfs_size_mb(plan->image_rootfs, &size_mb);
@@ -76,9 +77,11 @@ int qemu_writable_disk(const SandboxPlan *plan, ForgeError *err) {
         char path[PATH_MAX], tmp[PATH_MAX];
         int64_t size_mb = plan->limits.disk_mb > 0 ? plan->limits.disk_mb : QEMU_DISK_MB_DEFAULT;
         /* One inode per 8 KiB, no blocks reserved for root: the whole size is the VM's. */
-        char *const options[] = {(char *) "-m", (char *) "0", (char *) "-i", (char *) "8192",
+        char *const options[] = {(char *) "-m", (char *) "0",
+                                 (char *) "-i", (char *) "8192",
                                  (char *) "-E", (char *) "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-                                 (char *) "-L", (char *) "disk", NULL};
+                                 (char *) "-L", (char *) "disk",
+                                 NULL};
         int r;
 
         if (path_join(path, sizeof(path), plan->dir, "disk.img") < 0 ||

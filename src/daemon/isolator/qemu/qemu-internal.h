@@ -17,10 +17,10 @@
 /* Everything one QEMU command line is made of; plain data, decided by qemu.c. */
 typedef struct QemuArgs {
         const char *id;
-        const char *dir;       /* the sandbox dir: pidfile, console log, writable disk */
-        const char *kernel;    /* guest parts (images/vm/build-guest.sh) */
+        const char *dir;    /* the sandbox dir: pidfile, console log, writable disk */
+        const char *kernel; /* guest parts (images/vm/build-guest.sh) */
         const char *initramfs;
-        const char *image_disk; /* the image's read-only ext4 */
+        const char *image_disk;                   /* the image's read-only ext4 */
         const char *bind_disks[QEMU_BINDS_MAX];   /* read-only ext4 of each bind */
         const char *bind_targets[QEMU_BINDS_MAX]; /* where each is mounted in the guest */
         size_t n_binds;
@@ -54,6 +54,7 @@ int qemu_writable_disk(const SandboxPlan *plan, ForgeError *err);
  * 0 if none runs. A lock cannot outlive its process, so a recycled pid never matches. */
 pid_t qemu_pid(const char *dir);
 /* QEMUs started for <sandboxes_dir>/<id> (their -pidfile) whose id known() rejects. */
-int qemu_reap_unknown(const char *sandboxes_dir, bool (*known)(const char *id, void *userdata), void *userdata);
+int qemu_reap_unknown(const char *sandboxes_dir, bool (*known)(const char *id, void *userdata),
+                      void *userdata);
 /* Kills the sandbox's QEMU and waits for it to be gone. */
 int qemu_kill(const char *dir);

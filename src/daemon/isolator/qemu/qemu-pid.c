@@ -71,7 +71,8 @@ static int cmdline_sandbox_id(const char *cmdline, size_t len, const char *sandb
         return 0;
 }
 
-int qemu_reap_unknown(const char *sandboxes_dir, bool (*known)(const char *id, void *userdata), void *userdata) {
+int qemu_reap_unknown(const char *sandboxes_dir, bool (*known)(const char *id, void *userdata),
+                      void *userdata) {
         DIR *d = opendir("/proc");
         struct dirent *de;
         int ret = 0;

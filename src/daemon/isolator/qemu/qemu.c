@@ -26,7 +26,8 @@
 #define BOOT_TIMEOUT_TCG_MS 180000
 #define TSC_KHZ_FALLBACK 2000000
 
-static const char *const qemu_candidates[] = {"/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64"};
+static const char *const qemu_candidates[] = {"/usr/bin/qemu-system-x86_64",
+                                              "/usr/local/bin/qemu-system-x86_64"};
 
 static char vm_dir[PATH_MAX];        /* $STATE/vm: guest parts (forgectl vm setup) */
 static char sandboxes_dir[PATH_MAX]; /* $STATE/sandboxes as the manager spells it */
@@ -72,7 +73,8 @@ static int guest_part(const char *name, char *ret, ForgeError *err) {
                 return forge_error_set(err, ENAMETOOLONG, "isolator_failed", "state dir path too long");
         if (access(ret, R_OK) < 0)
                 return forge_error_set(err, errno, "isolator_unavailable",
-                                       "the microVM guest parts are missing (%s): run 'forgectl vm setup'", ret);
+                                       "the microVM guest parts are missing (%s): run 'forgectl vm setup'",
+                                       ret);
         return 0;
 }
 
@@ -82,7 +84,8 @@ static int bind_disk(const char *target, char *ret, ForgeError *err) {
 
         if (strchr(target, ',') || strchr(target, ' ') || strlen(target) < 2 ||
             snprintf(name, sizeof(name), "binds/%s.ext4", target + 1) >= (int) sizeof(name))
-                return forge_error_set(err, EINVAL, "isolator_failed", "cannot give a VM the bind '%s'", target);
+                return forge_error_set(err, EINVAL, "isolator_failed", "cannot give a VM the bind '%s'",
+                                       target);
         for (char *p = name + 6; *p; p++)
                 if (*p == '/')
                         *p = '-';
@@ -157,7 +160,8 @@ static int qemu_launch(const SandboxPlan *plan, const QemuArgs *args, ForgeError
         int fds[2] = {-1, -1}, r;
 
         if (!qemu)
-                return forge_error_set(err, ENOENT, "isolator_unavailable", "qemu-system-x86_64 is not installed");
+                return forge_error_set(err, ENOENT, "isolator_unavailable",
+                                       "qemu-system-x86_64 is not installed");
         r = path_join(path, sizeof(path), plan->dir, "qemu.log");
         if (r >= 0) {
                 log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -191,20 +195,24 @@ static int boot_wait(const SandboxPlan *plan, bool kvm, ForgeError *err) {
         int r = isolator_unix_connect(plan->dir, "agent.sock", &fd);
 
         if (r < 0)
-                return forge_error_set(err, r, "isolator_failed", "cannot reach the VM's agent port: %s", strerror(-r));
+                return forge_error_set(err, r, "isolator_failed", "cannot reach the VM's agent port: %s",
+                                       strerror(-r));
         while (got < sizeof(header)) {
                 struct pollfd pfd = {.fd = fd, .events = POLLIN};
                 if (now_ms() > deadline)
                         return forge_error_set(err, ETIMEDOUT, "isolator_failed",
-                                               "the VM's agent did not start in time (see %s/console.log)", plan->dir);
+                                               "the VM's agent did not start in time (see %s/console.log)",
+                                               plan->dir);
                 if (qemu_pid(plan->dir) <= 0)
                         return forge_error_set(err, ECHILD, "isolator_failed",
-                                               "the VM stopped while booting (see %s/console.log)", plan->dir);
+                                               "the VM stopped while booting (see %s/console.log)",
+                                               plan->dir);
                 if (poll(&pfd, 1, 500) <= 0)
                         continue;
                 ssize_t n = read(fd, header + got, sizeof(header) - got);
                 if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
-                        return forge_error_set(err, EIO, "isolator_failed", "the VM's agent port closed while booting");
+                        return forge_error_set(err, EIO, "isolator_failed",
+                                               "the VM's agent port closed while booting");
                 if (n > 0)
                         got += (size_t) n;
         }
@@ -259,7 +267,8 @@ static int qemu_stats(const SandboxPlan *plan, SandboxUsage *ret) {
         snprintf(path, sizeof(path), "/proc/%ld/statm", (long) pid);
         r = read_full_file(path, buf, sizeof(buf), NULL);
         if (r >= 0 && sscanf(buf, "%llu %llu", &pages_total, &pages_rss) == 2)
-                ret->memory_bytes = ret->memory_peak_bytes = pages_rss * (unsigned long long) sysconf(_SC_PAGESIZE);
+                ret->memory_bytes = ret->memory_peak_bytes =
+                        pages_rss * (unsigned long long) sysconf(_SC_PAGESIZE);
         if (path_join(path, sizeof(path), plan->dir, "disk.img") >= 0 && stat(path, &st) >= 0)
                 ret->disk_bytes = (int64_t) st.st_blocks * 512;
         return 0;
@@ -301,7 +310,8 @@ static int qemu_init(const char *state_dir, ForgeError *err) {
         if (!realpath(state_dir, abs))
                 return forge_error_set(err, errno, "internal", "cannot resolve %s", state_dir);
         if (snprintf(vm_dir, sizeof(vm_dir), "%s/vm", abs) >= (int) sizeof(vm_dir) ||
-            snprintf(sandboxes_dir, sizeof(sandboxes_dir), "%s/sandboxes", state_dir) >= (int) sizeof(sandboxes_dir))
+            snprintf(sandboxes_dir, sizeof(sandboxes_dir), "%s/sandboxes", state_dir) >=
+                    (int) sizeof(sandboxes_dir))
                 return forge_error_set(err, ENAMETOOLONG, "internal", "state dir path too long");
         return 0;
 }
@@ -311,8 +321,9 @@ static void qemu_fini(void) {
 
 static int qemu_available(ForgeError *err) {
         if (!qemu_binary())
-                return forge_error_set(err, ENOENT, "isolator_unavailable",
-                                       "qemu-system-x86_64 is not installed (Debian package qemu-system-x86)");
+                return forge_error_set(
+                        err, ENOENT, "isolator_unavailable",
+                        "qemu-system-x86_64 is not installed (Debian package qemu-system-x86)");
         return 0;
 }
 
@@ -326,8 +337,9 @@ static int qemu_preferred(const char *state_dir, ForgeError *why) {
                 static const char *const parts[] = {"vmlinuz", "initramfs.img"};
                 if (snprintf(path, sizeof(path), "%s/vm/%s", state_dir, parts[i]) >= (int) sizeof(path) ||
                     access(path, R_OK) < 0)
-                        return forge_error_set(why, ENOENT, "isolator_unavailable",
-                                               "KVM is there but the guest parts are not: run 'forgectl vm setup'");
+                        return forge_error_set(
+                                why, ENOENT, "isolator_unavailable",
+                                "KVM is there but the guest parts are not: run 'forgectl vm setup'");
         }
         snprintf(why->message, sizeof(why->message), "KVM and the guest parts are there");
         return 0;

@@ -112,7 +112,8 @@ static void test_argv_kvm_and_no_binds(void **state) {
         assert_string_equal(arg_after(argv, "-accel", 0), "kvm");
         assert_string_equal(arg_after(argv, "-cpu", 0), "host");
         /* KVM calibrates the TSC itself; no binds, no forge.binds= */
-        assert_string_equal(arg_after(argv, "-append", 0), "console=ttyS0 panic=-1 quiet forge.hostname=abc123");
+        assert_string_equal(arg_after(argv, "-append", 0),
+                            "console=ttyS0 panic=-1 quiet forge.hostname=abc123");
         assert_null(arg_after(argv, "-drive", 2));
         assert_null(arg_after(argv, "-runas", 0)); /* no uid: QEMU stays as it was started */
         proto_strv_free(argv);
@@ -144,9 +145,9 @@ static void test_qmp_classify(void **state) {
 }
 
 typedef struct Fixture {
-        char root[64];         /* a state dir */
+        char root[64]; /* a state dir */
         char sandboxes[PATH_MAX];
-        char dir[PATH_MAX];    /* <root>/sandboxes/<id> */
+        char dir[PATH_MAX]; /* <root>/sandboxes/<id> */
         char pidfile[PATH_MAX];
         pid_t child;
         int child_stdin;
@@ -199,7 +200,8 @@ static void stand_in_start(Fixture *f, bool lock) {
                 /* the lock belongs to the process and survives exec */
                 if (write(ready[1], "r", 1) != 1)
                         _exit(1);
-                execl("/bin/sh", "qemu-system-x86_64", "-c", "read line", "-pidfile", f->pidfile, (char *) NULL);
+                execl("/bin/sh", "qemu-system-x86_64", "-c", "read line", "-pidfile", f->pidfile,
+                      (char *) NULL);
                 _exit(127);
         }
         close(in[0]);
