@@ -7,6 +7,7 @@ are prepared once per host with `forgectl vm setup` into FORGE_VM_CACHE (default
 dir links to them."""
 
 import hashlib
+import http.client
 import json
 import os
 import platform
@@ -106,7 +107,7 @@ def test_execute_python_and_node(vm):
 
 
 def test_files_up_and_down(vm):
-    data = bytes(range(256)) * 1024
+    data = os.urandom(8 << 20)  # many frames and credit windows through virtio-serial
     vm.put_file("/root/blob.bin", data)
     assert vm.get_file("/root/blob.bin") == data
     assert vm.sh("sha256sum /root/blob.bin").split()[0] == hashlib.sha256(data).hexdigest()
@@ -121,6 +122,31 @@ def test_background_process(vm):
     assert wait_until(lambda: "started" in vm.req("GET", "/processes/%d/output" % pid).body.decode())
     assert vm.req("GET", "/processes/%d" % pid).json()["status"] == "running"
     assert "sleep 3600" in vm.sh(PS_SNIPPET)
+
+
+def test_output_stream_follows(vm):
+    r = vm.req("POST", "/processes", {"command": "for i in 1 2 3; do echo line$i; sleep 0.2; done"})
+    assert r.status == 201, r.describe()
+    conn = http.client.HTTPConnection(vm.client.host, vm.client.port, timeout=60)
+    conn.request("GET", vm.path("/processes/%d/output?follow=1" % r.json()["pid"]))
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("content-type").startswith("text/event-stream")
+    events, event = [], {}
+    while not events or events[-1][0] != "exit":
+        line = resp.readline().decode()
+        assert line, "stream ended before the exit event: %r" % events
+        line = line.rstrip("\n")
+        if not line:
+            if event:
+                events.append((event.get("event"), json.loads(event["data"])))
+            event = {}
+        elif not line.startswith(":"):
+            k, _, v = line.partition(":")
+            event[k] = v.lstrip(" ")
+    conn.close()
+    text = "".join(d["data"] for e, d in events if e == "stdout")
+    assert text == "line1\nline2\nline3\n", events
+    assert events[-1][1]["exit_code"] == 0, events
 
 
 def test_pty_process(vm):
