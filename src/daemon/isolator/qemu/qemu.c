@@ -316,6 +316,7 @@ static int qemu_init(const char *state_dir, ForgeError *err) {
         return 0;
 }
 
+/* Nothing host-wide to release: each VM's resources live in its sandbox dir. */
 static void qemu_fini(void) {
 }
 
