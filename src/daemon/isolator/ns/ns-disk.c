@@ -233,7 +233,8 @@ int ns_disk_prepare(const SandboxPlan *plan, ForgeError *err) {
 
 /* ---- loop devices, found through sysfs ---- */
 
-/* Calls cb for every bound loop device with its name ("loop3") and backing file. */
+/* Calls cb for every bound loop device with its name ("loop3") and backing file, until
+ * cb returns non-zero (a match, or -errno), which is returned. */
 static int loop_foreach(int (*cb)(const char *name, const char *backing, void *userdata), void *userdata) {
         DIR *d = opendir("/sys/block");
         struct dirent *de;
@@ -241,7 +242,7 @@ static int loop_foreach(int (*cb)(const char *name, const char *backing, void *u
 
         if (!d)
                 return -errno;
-        while (r >= 0 && (de = readdir(d))) {
+        while (r == 0 && (de = readdir(d))) {
                 char path[PATH_MAX], backing[PATH_MAX];
                 size_t len;
 
