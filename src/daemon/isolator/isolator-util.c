@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,7 +117,10 @@ int isolator_unix_listen(const char *dir, const char *name, int *ret_fd) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        /* Only forged (root) connects; the backlog covers a burst of reconnects. */
+        if (fchmodat(dirfd, name, 0600, 0) < 0 || listen(fd, 64) < 0)
                 return -errno;
         *ret_fd = TAKE_FD(fd);
         return 0;

@@ -14,7 +14,7 @@ int isolator_command_run(const char *path, char *const argv[], int out_fd, const
 
 /* A connected, non-blocking, CLOEXEC stream to the unix socket dir/name. */
 int isolator_unix_connect(const char *dir, const char *name, int *ret_fd);
-/* A listening, CLOEXEC unix socket bound at dir/name (an old one is replaced). */
+/* A listening, CLOEXEC unix socket bound at dir/name, mode 0600 (an old one is replaced). */
 int isolator_unix_listen(const char *dir, const char *name, int *ret_fd);
 
 /* mkfs.ext4 -q -F with options (NULL-terminated, may be NULL) on target; with size_mb > 0
