@@ -53,16 +53,19 @@ _Noreturn void agent_exit(Agent *a, int code) {
         exit(code);
 }
 
+void agent_release_host(Agent *a) {
+        for (Proc *p = a->procs; p; p = p->next)
+                proc_release(p);
+        while (a->transfers)
+                transfer_free(a, a->transfers);
+}
+
 static void agent_drop_conn(Agent *a) {
         if (!a->conn)
                 return;
         conn_free(a->conn);
         a->conn = NULL;
-        /* Processes keep running; retained ones keep their output for the next host. */
-        for (Proc *p = a->procs; p; p = p->next)
-                proc_release(p);
-        while (a->transfers)
-                transfer_free(a, a->transfers);
+        agent_release_host(a);
         log_info("host connection closed");
 }
 
