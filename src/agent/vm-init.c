@@ -9,6 +9,7 @@
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/macros.h"
+#include "basic/time-util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,10 +49,6 @@ _printf_(2, 3) static int vm_fail(int errnum, const char *fmt, ...) {
         va_end(ap);
         log_error_errno(errnum, "%s", msg);
         return -errnum;
-}
-
-static void sleep_ms(long ms) {
-        nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
 }
 
 static int mount_step(const char *source, const char *target, const char *type, unsigned long flags,
@@ -129,7 +126,7 @@ static int device_find(const char *dir, const char *attr, const char *want, char
                 }
                 if (d)
                         closedir(d);
-                sleep_ms(10);
+                time_sleep_ms(10);
         }
         return vm_fail(ENODEV, "no device with %s '%s' under %s", attr, want, dir);
 }
