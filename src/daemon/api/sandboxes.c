@@ -36,9 +36,10 @@ static int parse_limits(json_t *body, SandboxLimits *l, ForgeError *err) {
         json_t *limits = json_object_get(body, "limits");
         int r;
 
-        /* disk_mb 0: not given; the core takes the default or a snapshot's size. */
+        /* cpus, memory_mb and disk_mb 0: not given; the core takes the default or a
+         * snapshot's. */
         *l = sandbox_default_limits;
-        l->disk_mb = 0;
+        l->cpus_milli = l->memory_mb = l->disk_mb = 0;
         if (!limits || json_is_null(limits))
                 return 0;
         if (!json_is_object(limits))

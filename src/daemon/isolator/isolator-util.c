@@ -3,21 +3,36 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "basic/copy.h"
+#include "basic/fs-util.h"
 #include "basic/macros.h"
 
 int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds,
                          size_t n_pass) {
         posix_spawn_file_actions_t actions;
-        int status, r;
+        int high[ISOLATOR_PASS_FDS_MAX], status, r;
+        size_t n_high = 0;
         pid_t pid;
 
+        if (n_pass > ISOLATOR_PASS_FDS_MAX)
+                return -E2BIG;
+        /* Above every target number first, so no dup2 below overwrites a later source. */
+        for (; n_high < n_pass; n_high++) {
+                high[n_high] = fcntl(pass_fds[n_high], F_DUPFD_CLOEXEC, 3 + (int) n_pass);
+                if (high[n_high] < 0) {
+                        r = -errno;
+                        goto out;
+                }
+        }
         r = posix_spawn_file_actions_init(&actions);
         if (r != 0)
                 return -r;
@@ -27,16 +42,24 @@ int isolator_command_run(const char *path, char *const argv[], int out_fd, const
                                 : posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0);
         /* dup2 clears CLOEXEC on the copy: only these fds reach the program. */
         for (size_t i = 0; i < n_pass && r == 0; i++)
-                r = posix_spawn_file_actions_adddup2(&actions, pass_fds[i], 3 + (int) i);
+                r = posix_spawn_file_actions_adddup2(&actions, high[i], 3 + (int) i);
         if (r == 0)
                 r = posix_spawn(&pid, path, &actions, NULL, argv, environ);
         posix_spawn_file_actions_destroy(&actions);
-        if (r != 0)
-                return -r;
+        if (r != 0) {
+                r = -r;
+                goto out;
+        }
         while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+                if (errno != EINTR) {
+                        r = -errno;
+                        goto out;
+                }
+        r = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+out:
+        for (size_t i = 0; i < n_high; i++)
+                close(high[i]);
+        return r;
 }
 
 static const char *mkfs_path(void) {
@@ -124,4 +147,69 @@ int isolator_unix_listen(const char *dir, const char *name, int *ret_fd) {
                 return -errno;
         *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+static int fsync_parent(const char *path) {
+        char dir[PATH_MAX];
+        _cleanup_close_ int fd = -1;
+        char *slash;
+
+        if (snprintf(dir, sizeof(dir), "%s", path) >= (int) sizeof(dir))
+                return -ENAMETOOLONG;
+        slash = strrchr(dir, '/');
+        if (!slash)
+                return -EINVAL;
+        *slash = 0;
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+int isolator_file_copy(const char *src, const char *dest) {
+        char tmp[PATH_MAX];
+        _cleanup_close_ int in = -1, out = -1;
+        int r;
+
+        if (snprintf(tmp, sizeof(tmp), "%s.tmp", dest) >= (int) sizeof(tmp))
+                return -ENAMETOOLONG;
+        in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (in < 0)
+                return -errno;
+        (void) unlink(tmp);
+        out = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+        r = copy_file_contents(in, out);
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, dest) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        return fsync_parent(dest);
+}
+
+int isolator_file_from(const SandboxPlan *plan, const char *name, int dirfd, const char *dest) {
+        _cleanup_close_ int src = -1, out = -1;
+        char path[PATH_MAX];
+        int r;
+
+        r = path_join(path, sizeof(path), plan->from_dir, name);
+        if (r < 0)
+                return r;
+        if (plan->from_move)
+                return renameat(AT_FDCWD, path, dirfd, dest) < 0 ? -errno : 0;
+        src = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (src < 0)
+                return -errno;
+        out = openat(dirfd, dest, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+        r = copy_file_contents(src, out);
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        return r;
 }

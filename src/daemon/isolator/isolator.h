@@ -37,13 +37,13 @@ typedef struct SandboxPlan {
         uid_t uid_base;           /* root inside maps to uid_base outside */
         uint32_t uid_count;       /* size of the mapped range */
         SandboxLimits limits;
-        /* create: start from this saved filesystem state (a snapshot() file) instead of an
-         * empty one; NULL = empty. It was saved by a sandbox whose root was
-         * disk_from_uid_base. With disk_from_move the file is this sandbox's own (a fork's
-         * copy) and is moved into place; otherwise it is copied and left as it is. */
-        const char *disk_from;
-        uid_t disk_from_uid_base;
-        bool disk_from_move;
+        /* create: start from what snapshot() saved in this directory instead of an empty
+         * sandbox; NULL = empty. It was saved by a sandbox whose root was from_uid_base.
+         * With from_move the directory is this sandbox's own (a fork's copy) and its files
+         * may be moved into place; otherwise they are copied and left as they are. */
+        const char *from_dir;
+        uid_t from_uid_base;
+        bool from_move;
 } SandboxPlan;
 
 typedef struct SandboxUsage {
@@ -81,10 +81,15 @@ typedef struct IsolatorOps {
          * returns once all are stopped; resume lets them go on. Both idempotent. */
         int (*suspend)(const SandboxPlan *plan);
         int (*resume)(const SandboxPlan *plan);
-        /* Saves the sandbox's filesystem state (what its writable layer holds) to dest, a
-         * new file that create's plan->disk_from accepts. The caller has stopped the
-         * sandbox's processes (suspend). NULL where the isolator cannot. */
+        /* Saves the sandbox into dest, an empty directory, in files that create's
+         * plan->from_dir accepts: its filesystem (what its writable layer holds) always,
+         * its memory and processes too where snapshots_memory says so. The caller has
+         * stopped the sandbox's processes (suspend) and resumes them after. NULL where the
+         * isolator cannot. */
         int (*snapshot)(const SandboxPlan *plan, const char *dest, ForgeError *err);
+        /* snapshot() saves the running machine (memory, processes), and a sandbox created
+         * from it goes on where it stood instead of starting anew. */
+        bool snapshots_memory;
         /* Kills every process and removes host-side resources except the sandbox dir. */
         int (*destroy)(const SandboxPlan *plan);
         /* Removes resources (cgroups, processes) of sandboxes for which known() is false. */

@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "basic/copy.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/macros.h"
+#include "basic/time-util.h"
 #include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
@@ -47,10 +47,6 @@ int ns_disk_set_state_dir(const char *state_dir) {
 
 bool ns_disk_is_wanted(const SandboxPlan *plan) {
         return plan->limits.disk_mb > 0;
-}
-
-static void sleep_ms(long ms) {
-        nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
 }
 
 /* 1 if dirfd/name is the root of a mount, 0 if not, -errno (-ENOENT if absent). */
@@ -166,11 +162,11 @@ static int disk_image_make(int dirfd, const SandboxPlan *plan) {
         return r;
 }
 
-/* The image of a saved disk, moved or copied into place, with its files given to this
- * sandbox's uid range. Its size is the saved one (the core keeps limits.disk_mb equal):
- * growing a mounted ext4 needs CAP_SYS_RESOURCE, which forged may not have. */
+/* The image of a saved disk (a snapshot()'s disk.img), moved or copied into place, with
+ * its files given to this sandbox's uid range. Its size is the saved one (the core keeps
+ * limits.disk_mb equal): growing a mounted ext4 needs CAP_SYS_RESOURCE, which forged may
+ * not have. */
 static int disk_image_from(int dirfd, const SandboxPlan *plan) {
-        _cleanup_close_ int src = -1, img = -1;
         char path[PATH_MAX];
         int r;
 
@@ -178,25 +174,13 @@ static int disk_image_from(int dirfd, const SandboxPlan *plan) {
                 (void) ns_disk_release(plan->dir);
         if (unlinkat(dirfd, "disk.img.tmp", 0) < 0 && errno != ENOENT)
                 return -errno;
-        if (plan->disk_from_move) {
-                if (renameat(AT_FDCWD, plan->disk_from, dirfd, "disk.img.tmp") < 0)
-                        return -errno;
-        } else {
-                src = open(plan->disk_from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                if (src < 0)
-                        return -errno;
-                img = openat(dirfd, "disk.img.tmp", O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (img < 0)
-                        return -errno;
-                r = copy_file_contents(src, img);
-                if (r < 0)
-                        return r;
-        }
-        r = disk_mount(dirfd, "disk.img.tmp", plan->id);
+        r = isolator_file_from(plan, "disk.img", dirfd, "disk.img.tmp");
+        if (r >= 0)
+                r = disk_mount(dirfd, "disk.img.tmp", plan->id);
         if (r >= 0)
                 r = path_join(path, sizeof(path), plan->dir, "disk");
-        if (r >= 0 && plan->disk_from_uid_base != plan->uid_base)
-                r = ns_disk_shift_owners(path, plan->disk_from_uid_base, plan->uid_base, plan->uid_count);
+        if (r >= 0 && plan->from_uid_base != plan->uid_base)
+                r = ns_disk_shift_owners(path, plan->from_uid_base, plan->uid_base, plan->uid_count);
         if (r >= 0)
                 r = layers_make(dirfd, plan->uid_base);
         if (r >= 0 && renameat(dirfd, "disk.img.tmp", dirfd, "disk.img") < 0)
@@ -216,7 +200,7 @@ int ns_disk_prepare(const SandboxPlan *plan, ForgeError *err) {
         if (mkdirat(dirfd, "disk", 0755) < 0 && errno != EEXIST)
                 return forge_error_set(err, errno, "isolator_failed", "cannot make the disk mount point: %m");
         if (faccessat(dirfd, "disk.img", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-                r = plan->disk_from ? disk_image_from(dirfd, plan) : disk_image_make(dirfd, plan);
+                r = plan->from_dir ? disk_image_from(dirfd, plan) : disk_image_make(dirfd, plan);
                 if (r < 0)
                         return forge_error_set(err, r, "isolator_failed", "cannot make the sandbox's disk: %s",
                                                strerror(-r));
@@ -302,7 +286,7 @@ static int loop_wait_released(const char *name) {
         for (int waited = 0; waited < LOOP_RELEASE_TIMEOUT_MS; waited += 20) {
                 if (!loop_is_bound(name))
                         return 0;
-                sleep_ms(20);
+                time_sleep_ms(20);
         }
         snprintf(dev, sizeof(dev), "/dev/%s", name);
         _cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
