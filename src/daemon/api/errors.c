@@ -34,6 +34,7 @@ static const struct {
         {"directory_not_empty", 409},
         {"process_not_running", 409},
         {"stdin_closed", 409},
+        {"snapshot_incompatible", 409},
         {"no_pty", 409},
         {"payload_too_large", 413},
         {"header_too_large", 431},

@@ -1,7 +1,9 @@
 /* The QEMU command line of a microVM: -M microvm, no default devices, no network, the
  * guest parts, one virtio-blk per disk (named by its serial, which the guest's init
  * looks for), the agent's virtio-serial port and QMP on sockets forged made and passes
- * as fds. QEMU daemonizes and holds a lock on its pidfile, so it outlives forged.
+ * as fds, the writable disk as fds too, and -incoming on a saved machine when the VM
+ * comes from a snapshot. QEMU daemonizes and holds a lock on its pidfile, so it
+ * outlives forged.
  *
  * QEMU itself is confined: once its files and sockets are open it runs as the
  * sandbox's own unprivileged uid (-runas; the uid root inside an ns sandbox of the same
@@ -59,7 +61,8 @@ static char *opt_escape(const char *s) {
         return out;
 }
 
-static void argv_add_disk(Argv *a, const char *serial, const char *file, bool readonly) {
+/* file: a path, or the fd set holding it (options: what follows file=). */
+static void argv_add_disk(Argv *a, const char *serial, const char *file, const char *options) {
         _cleanup_free_ char *escaped = opt_escape(file);
 
         if (!escaped) {
@@ -67,9 +70,23 @@ static void argv_add_disk(Argv *a, const char *serial, const char *file, bool re
                 return;
         }
         argv_add(a, "-drive");
-        argv_add(a, "id=%s,file=%s,format=raw,if=none%s", serial, escaped, readonly ? ",readonly=on" : "");
+        argv_add(a, "id=%s,file=%s,format=raw,if=none%s", serial, escaped, options);
         argv_add(a, "-device");
         argv_add(a, "virtio-blk-device,drive=%s,serial=%s", serial, serial);
+}
+
+/* The writable disk from the fds forged opened: one fd set, read-write and read-only.
+ * No image locking: a second fd of the set taking the lock would conflict with the
+ * first, and forged already starts one QEMU per disk. */
+static void argv_add_writable_disk(Argv *a, const QemuArgs *args) {
+        char fdset[32];
+
+        snprintf(fdset, sizeof(fdset), "/dev/fdset/%d", QEMU_DISK_FDSET);
+        argv_add(a, "-add-fd");
+        argv_add(a, "fd=%d,set=%d", args->disk_rw_fd, QEMU_DISK_FDSET);
+        argv_add(a, "-add-fd");
+        argv_add(a, "fd=%d,set=%d", args->disk_ro_fd, QEMU_DISK_FDSET);
+        argv_add_disk(a, "disk", fdset, ",file.locking=off");
 }
 
 /* console on the serial port (the sandbox's console.log), no reboot on panic, and what
@@ -94,12 +111,11 @@ static void argv_add_cmdline(Argv *a, const QemuArgs *args) {
 }
 
 int qemu_argv_build(const QemuArgs *args, char ***ret) {
-        _cleanup_free_ char *console = NULL, *pidfile = NULL, *disk = NULL;
+        _cleanup_free_ char *console = NULL, *pidfile = NULL;
         Argv a = {};
 
         if (asprintf(&console, "%s/console.log", args->dir) < 0 ||
-            asprintf(&pidfile, "%s/qemu.pid", args->dir) < 0 ||
-            asprintf(&disk, "%s/disk.img", args->dir) < 0)
+            asprintf(&pidfile, "%s/qemu.pid", args->dir) < 0)
                 return -ENOMEM;
         argv_add(&a, "qemu-system-x86_64");
         argv_add(&a, "-name");
@@ -128,12 +144,12 @@ int qemu_argv_build(const QemuArgs *args, char ***ret) {
         argv_add_cmdline(&a, args);
         argv_add(&a, "-serial");
         argv_add(&a, "file:%s", console);
-        argv_add_disk(&a, "image", args->image_disk, true);
-        argv_add_disk(&a, "disk", disk, false);
+        argv_add_disk(&a, "image", args->image_disk, ",readonly=on");
+        argv_add_writable_disk(&a, args);
         for (size_t i = 0; i < args->n_binds; i++) {
                 char serial[32];
                 snprintf(serial, sizeof(serial), "bind%zu", i);
-                argv_add_disk(&a, serial, args->bind_disks[i], true);
+                argv_add_disk(&a, serial, args->bind_disks[i], ",readonly=on");
         }
         argv_add(&a, "-device");
         argv_add(&a, "virtio-serial-device");
@@ -150,6 +166,10 @@ int qemu_argv_build(const QemuArgs *args, char ***ret) {
         if (args->uid > 0) {
                 argv_add(&a, "-runas");
                 argv_add(&a, "%lu:%lu", (unsigned long) args->uid, (unsigned long) args->uid);
+        }
+        if (args->incoming_fd >= 0) {
+                argv_add(&a, "-incoming");
+                argv_add(&a, "fd:%d", args->incoming_fd);
         }
         argv_add(&a, "-daemonize");
         argv_add(&a, "-pidfile");

@@ -1,6 +1,7 @@
 /* A VM's disks. The image is a read-only ext4 made from its rootfs (mkfs.ext4 -d) once
- * and shared by every VM of that image; the writable disk is the VM's own sparse ext4,
- * which the guest's init puts under the image in an overlay: it is what persists. */
+ * and shared by every VM of that image; the writable disk is the VM's own sparse ext4
+ * (new, or a snapshot's), which the guest's init puts under the image in an overlay: it
+ * is what persists. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -89,7 +90,10 @@ int qemu_writable_disk(const SandboxPlan *plan, ForgeError *err) {
                 return forge_error_set(err, ENAMETOOLONG, "isolator_failed", "sandbox dir path too long");
         if (access(path, F_OK) >= 0)
                 return 0;
-        r = isolator_mkfs(options, tmp, size_mb);
+        (void) unlink(tmp);
+        /* A snapshot's disk keeps its size: the core holds limits.disk_mb to it. */
+        r = plan->from_dir ? isolator_file_from(plan, "disk.img", AT_FDCWD, tmp)
+                           : isolator_mkfs(options, tmp, size_mb);
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
         if (r < 0) {

@@ -16,6 +16,7 @@
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/macros.h"
+#include "basic/time-util.h"
 #include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/qemu/qemu-internal.h"
 #include "proto/decode.h"
@@ -25,6 +26,10 @@
 #define BOOT_TIMEOUT_KVM_MS 30000
 #define BOOT_TIMEOUT_TCG_MS 180000
 #define TSC_KHZ_FALLBACK 2000000
+/* After a restore, how long the first connection waits for the agent's hello before it
+ * hangs up, and how long it then stays away (see boot_wait). */
+#define RESTORE_HELLO_WAIT_MS 2000
+#define RESTORE_HANGUP_MS 500
 
 static const char *const qemu_candidates[] = {"/usr/bin/qemu-system-x86_64",
                                               "/usr/local/bin/qemu-system-x86_64"};
@@ -56,11 +61,14 @@ static uint64_t host_tsc_khz(void) {
         return (uint64_t) (mhz * 1000);
 }
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* The fds QEMU is started with, in launch_fds_open()'s order. */
+enum {
+        FD_AGENT = 3,
+        FD_QMP,
+        FD_DISK_RW,
+        FD_DISK_RO,
+        FD_INCOMING,
+};
 
 static int plan_check(const SandboxPlan *plan, ForgeError *err) {
         if (!plan->dir || plan->dir[0] != '/')
@@ -127,8 +135,11 @@ static int args_make(const SandboxPlan *plan, BootPaths *paths, QemuArgs *args, 
                 .kvm = kvm_is_usable(),
                 .cpus = plan->limits.cpus_milli > 0 ? (plan->limits.cpus_milli + 999) / 1000 : 1,
                 .memory_mb = plan->limits.memory_mb > 0 ? plan->limits.memory_mb : QEMU_MEMORY_MB_DEFAULT,
-                .agent_fd = 3,
-                .qmp_fd = 4,
+                .agent_fd = FD_AGENT,
+                .qmp_fd = FD_QMP,
+                .disk_rw_fd = FD_DISK_RW,
+                .disk_ro_fd = FD_DISK_RO,
+                .incoming_fd = -1,
                 .uid = plan->uid_base,
         };
         if (ncpu > 0 && args->cpus > ncpu)
@@ -151,13 +162,51 @@ static int args_make(const SandboxPlan *plan, BootPaths *paths, QemuArgs *args, 
         return r;
 }
 
+/* What QEMU gets as fds 3 and up: the agent's and QMP's listening sockets, the writable
+ * disk read-write and read-only, and for a restore the saved machine. */
+typedef struct LaunchFds {
+        int fd[5];
+        size_t n;
+} LaunchFds;
+
+static void launch_fds_close(LaunchFds *f) {
+        for (size_t i = 0; i < f->n; i++)
+                close(f->fd[i]);
+        f->n = 0;
+}
+
+static int launch_fds_open(const SandboxPlan *plan, bool restore, LaunchFds *f) {
+        char disk[PATH_MAX];
+        int r;
+
+        *f = (LaunchFds){.n = 0};
+        r = path_join(disk, sizeof(disk), plan->dir, "disk.img");
+        if (r >= 0 && (r = isolator_unix_listen(plan->dir, "agent.sock", &f->fd[f->n])) >= 0)
+                f->n++;
+        if (r >= 0 && (r = isolator_unix_listen(plan->dir, "qmp.sock", &f->fd[f->n])) >= 0)
+                f->n++;
+        for (int i = 0; r >= 0 && i < 2; i++) {
+                int fd = open(disk, (i == 0 ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        r = -errno;
+                else
+                        f->fd[f->n++] = fd;
+        }
+        if (r >= 0 && restore && (r = qemu_snapshot_open_memory(plan, &f->fd[f->n])) >= 0)
+                f->n++;
+        if (r < 0)
+                launch_fds_close(f);
+        return r;
+}
+
 /* QEMU daemonizes once its devices are up; its parent's exit status says whether. */
-static int qemu_launch(const SandboxPlan *plan, const QemuArgs *args, ForgeError *err) {
+static int qemu_launch(const SandboxPlan *plan, QemuArgs *args, ForgeError *err) {
         const char *qemu = qemu_binary();
         _cleanup_close_ int log_fd = -1;
         char **argv = NULL;
         char path[PATH_MAX];
-        int fds[2] = {-1, -1}, r;
+        LaunchFds fds = {.n = 0};
+        int r;
 
         if (!qemu)
                 return forge_error_set(err, ENOENT, "isolator_unavailable",
@@ -168,61 +217,134 @@ static int qemu_launch(const SandboxPlan *plan, const QemuArgs *args, ForgeError
                 r = log_fd < 0 ? -errno : 0;
         }
         if (r >= 0)
-                r = isolator_unix_listen(plan->dir, "agent.sock", &fds[0]);
-        if (r >= 0)
-                r = isolator_unix_listen(plan->dir, "qmp.sock", &fds[1]);
+                r = launch_fds_open(plan, args->incoming_fd >= 0, &fds);
         if (r >= 0)
                 r = qemu_argv_build(args, &argv);
         if (r >= 0)
-                r = isolator_command_run(qemu, argv, log_fd, fds, 2);
+                r = isolator_command_run(qemu, argv, log_fd, fds.fd, fds.n);
         proto_strv_free(argv);
-        for (int i = 0; i < 2; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
+        launch_fds_close(&fds);
         if (r < 0)
                 return forge_error_set(err, r, "isolator_failed", "QEMU did not start (see %s): %s", path,
+                                       strerror(-r));
+        /* What this VM is, for a snapshot of it to carry. */
+        r = qemu_machine_write(args, qemu);
+        if (r < 0)
+                return forge_error_set(err, r, "isolator_failed", "cannot record the VM's machine: %s",
                                        strerror(-r));
         return 0;
 }
 
-/* Waits for the agent's hello on the port, then hangs up: forged's own connection
- * comes next, and the agent greets that one too. */
-static int boot_wait(const SandboxPlan *plan, bool kvm, ForgeError *err) {
-        int64_t deadline = now_ms() + (kvm ? BOOT_TIMEOUT_KVM_MS : BOOT_TIMEOUT_TCG_MS);
+/* Reads frames until the agent's hello: 1, or 0 once until has passed. A restored agent
+ * may first send what it had queued for the host it had before the snapshot, maybe from
+ * the middle of a frame: anything that does not decode is -EBADMSG. */
+static int hello_wait(const SandboxPlan *plan, int fd, int64_t until, ForgeError *err) {
         uint8_t header[PROTO_HEADER_SIZE];
-        _cleanup_close_ int fd = -1;
-        size_t got = 0;
-        int r = isolator_unix_connect(plan->dir, "agent.sock", &fd);
+        size_t got = 0, skip = 0;
+        ProtoHeader h;
 
-        if (r < 0)
-                return forge_error_set(err, r, "isolator_failed", "cannot reach the VM's agent port: %s",
-                                       strerror(-r));
-        while (got < sizeof(header)) {
+        for (;;) {
                 struct pollfd pfd = {.fd = fd, .events = POLLIN};
-                if (now_ms() > deadline)
-                        return forge_error_set(err, ETIMEDOUT, "isolator_failed",
-                                               "the VM's agent did not start in time (see %s/console.log)",
-                                               plan->dir);
+                uint8_t sink[4096];
+                ssize_t n;
+
+                if (time_mono_ms() > until)
+                        return 0;
                 if (qemu_pid(plan->dir) <= 0)
                         return forge_error_set(err, ECHILD, "isolator_failed",
                                                "the VM stopped while booting (see %s/console.log)",
                                                plan->dir);
-                if (poll(&pfd, 1, 500) <= 0)
+                if (poll(&pfd, 1, 200) <= 0)
                         continue;
-                ssize_t n = read(fd, header + got, sizeof(header) - got);
+                if (skip > 0)
+                        n = read(fd, sink, MIN(skip, sizeof(sink)));
+                else
+                        n = read(fd, header + got, sizeof(header) - got);
                 if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
                         return forge_error_set(err, EIO, "isolator_failed",
                                                "the VM's agent port closed while booting");
-                if (n > 0)
-                        got += (size_t) n;
+                if (n <= 0)
+                        continue;
+                if (skip > 0) {
+                        skip -= (size_t) n;
+                        continue;
+                }
+                got += (size_t) n;
+                if (got < sizeof(header))
+                        continue;
+                if (proto_header_decode(header, &h) < 0)
+                        return -EBADMSG;
+                if (h.type == PROTO_HELLO)
+                        return 1;
+                got = 0;
+                skip = h.length;
         }
-        ProtoHeader h;
-        if (proto_header_decode(header, &h) < 0 || h.type != PROTO_HELLO)
-                return forge_error_set(err, EPROTO, "isolator_failed", "the VM's agent did not greet");
-        return 0;
+}
+
+/* The host's HELLO. To an agent that still holds the connection of a host before us (a
+ * restored VM, saved while forged was connected; or a hangup and a connect so close
+ * that the guest saw neither) it is a second HELLO on that connection, and the agent
+ * greets us as a new host (agent/dispatch.c); to any other it is the usual first. */
+static int hello_send(int fd) {
+        ProtoBuf b = {0};
+        ssize_t n;
+        int r;
+
+        proto_frame_begin(&b, PROTO_HELLO, 0, 0);
+        proto_buf_put_int(&b, PROTO_TAG_VERSION, PROTO_VERSION);
+        r = proto_frame_finish(&b);
+        /* A few bytes on a fresh socket: the kernel takes them at once. */
+        n = r < 0 ? -1 : write(fd, b.data, b.len);
+        if (r >= 0 && n != (ssize_t) b.len)
+                r = n < 0 ? -errno : -EIO;
+        proto_buf_free(&b);
+        return r;
+}
+
+/* Waits for the agent's hello on the port, then hangs up: forged's own connection
+ * comes next, and the agent greets that one too.
+ *
+ * After a restore the agent may first send what it had queued for its old host (which
+ * hello_wait() skips), or it may have been in the middle of reading a frame of the old
+ * host's, which our HELLO then garbles: the agent drops that connection, opens the
+ * port again and greets. Should no hello come all the same, the wait ends by hanging up,
+ * pausing so that the guest sees the hangup (a hangup and a connect in quick succession
+ * cancel out in the guest) and connecting again, waiting longer each time. */
+static int boot_wait(const SandboxPlan *plan, bool kvm, bool restored, ForgeError *err) {
+        int64_t deadline = time_mono_ms() + (kvm ? BOOT_TIMEOUT_KVM_MS : BOOT_TIMEOUT_TCG_MS);
+        int64_t patience = restored ? RESTORE_HELLO_WAIT_MS : deadline;
+
+        for (;;) {
+                _cleanup_close_ int fd = -1;
+                int r = isolator_unix_connect(plan->dir, "agent.sock", &fd);
+
+                if (r >= 0)
+                        r = hello_send(fd);
+                if (r < 0)
+                        return forge_error_set(err, r, "isolator_failed",
+                                               "cannot reach the VM's agent port: %s", strerror(-r));
+                r = hello_wait(plan, fd, MIN(time_mono_ms() + patience, deadline), err);
+                if (r > 0)
+                        return 0;
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+                if (r == -EBADMSG && !restored)
+                        return forge_error_set(err, EPROTO, "isolator_failed",
+                                               "the VM's agent did not greet");
+                if (time_mono_ms() + RESTORE_HANGUP_MS > deadline)
+                        return forge_error_set(err, ETIMEDOUT, "isolator_failed",
+                                               "the VM's agent did not start in time (see %s/console.log)",
+                                               plan->dir);
+                log_sb_warn(plan->id, 0, "no greeting from the restored agent: connecting again");
+                close(TAKE_FD(fd));
+                time_sleep_ms(RESTORE_HANGUP_MS);
+                patience *= 2;
+        }
 }
 
 static int qemu_start(const SandboxPlan *plan, ForgeError *err) {
+        bool restore = qemu_snapshot_has_memory(plan) > 0;
+        int64_t started = time_mono_ms(), launched = 0, loaded = 0;
         BootPaths paths;
         QemuArgs args;
         int r = plan_check(plan, err);
@@ -232,12 +354,25 @@ static int qemu_start(const SandboxPlan *plan, ForgeError *err) {
         if (qemu_pid(plan->dir) > 0)
                 return 0;
         r = args_make(plan, &paths, &args, err);
+        if (r >= 0 && restore) {
+                args.incoming_fd = FD_INCOMING;
+                r = qemu_snapshot_check(plan, &args, qemu_binary(), err);
+        }
         if (r >= 0)
                 r = qemu_launch(plan, &args, err);
+        launched = loaded = time_mono_ms();
+        if (r >= 0 && restore) {
+                r = qemu_snapshot_resume(plan, err);
+                loaded = time_mono_ms();
+        }
         if (r >= 0)
-                r = boot_wait(plan, args.kvm, err);
+                r = boot_wait(plan, args.kvm, restore, err);
         if (r >= 0)
-                log_sb_info(plan->id, "microVM booted (%s)", args.kvm ? "kvm" : "tcg");
+                log_sb_info(plan->id, "microVM %s (%s) in %lld ms: QEMU up %lld, %s %lld, agent %lld",
+                            restore ? "restored from a snapshot" : "booted", args.kvm ? "kvm" : "tcg",
+                            (long long) (time_mono_ms() - started), (long long) (launched - started),
+                            restore ? "machine loaded" : "-", (long long) (loaded - launched),
+                            (long long) (time_mono_ms() - loaded));
         return r;
 }
 
@@ -359,6 +494,8 @@ const IsolatorOps isolator_qemu = {
         .stats = qemu_stats,
         .suspend = qemu_suspend,
         .resume = qemu_resume,
+        .snapshot = qemu_snapshot,
+        .snapshots_memory = true,
         .destroy = qemu_destroy,
         .reap_unknown = qemu_reap,
 };

@@ -49,6 +49,9 @@ static QemuArgs args_default(void) {
                 .memory_mb = 384,
                 .agent_fd = 3,
                 .qmp_fd = 4,
+                .disk_rw_fd = 5,
+                .disk_ro_fd = 6,
+                .incoming_fd = -1,
                 .uid = 100000,
         };
 }
@@ -90,14 +93,38 @@ static void test_argv_tcg(void **state) {
                             "tsc_early_khz=2096016 tsc=reliable");
         assert_string_equal(arg_after(argv, "-drive", 0),
                             "id=image,file=/state/vm/images/host.ext4,format=raw,if=none,readonly=on");
+        /* the writable disk: both fds in one set, no locking between them */
+        assert_string_equal(arg_after(argv, "-add-fd", 0), "fd=5,set=1");
+        assert_string_equal(arg_after(argv, "-add-fd", 1), "fd=6,set=1");
         assert_string_equal(arg_after(argv, "-drive", 1),
-                            "id=disk,file=/state/sandboxes/abc123/disk.img,format=raw,if=none");
+                            "id=disk,file=/dev/fdset/1,format=raw,if=none,file.locking=off");
         assert_string_equal(arg_after(argv, "-drive", 2),
                             "id=bind0,file=/state/vm/binds/usr.ext4,format=raw,if=none,readonly=on");
         assert_string_equal(arg_after(argv, "-device", 2), "virtio-blk-device,drive=bind0,serial=bind0");
         assert_string_equal(arg_after(argv, "-chardev", 0), "socket,id=agent,fd=3,server=on,wait=off");
         assert_string_equal(arg_after(argv, "-chardev", 1), "socket,id=qmp,fd=4,server=on,wait=off");
         assert_string_equal(arg_after(argv, "-device", 4), "virtserialport,chardev=agent,name=forge.agent");
+        assert_null(arg_after(argv, "-incoming", 0)); /* a boot */
+        proto_strv_free(argv);
+}
+
+/* A restore loads the saved machine from the fd it was given instead of booting; the
+ * rest of the command line is the boot's, which the saved devices must match. */
+static void test_argv_incoming(void **state) {
+        QemuArgs a = args_default();
+        char **boot = NULL, **argv = NULL;
+        size_t i, j;
+
+        assert_int_equal(qemu_argv_build(&a, &boot), 0);
+        a.incoming_fd = 7;
+        assert_int_equal(qemu_argv_build(&a, &argv), 0);
+        assert_string_equal(arg_after(argv, "-incoming", 0), "fd:7");
+        for (i = 0, j = 0; boot[i]; i++, j++) {
+                if (strcmp(argv[j], "-incoming") == 0)
+                        j += 2;
+                assert_string_equal(boot[i], argv[j]);
+        }
+        proto_strv_free(boot);
         proto_strv_free(argv);
 }
 
@@ -131,8 +158,24 @@ static void test_argv_escapes_commas(void **state) {
         proto_strv_free(argv);
 }
 
-static void test_qmp_classify(void **state) {
-#define CLASSIFY(s) qmp_reply_classify(s, strlen(s))
+static void test_qmp_replies(void **state) {
+        const char *status = "{\"return\": {\"status\": \"inmigrate\", \"running\": false}}\n";
+        json_t *value = NULL;
+
+        assert_int_equal(qmp_reply_parse(status, strlen(status), &value), 0);
+        assert_string_equal(json_string_value(json_object_get(value, "status")), "inmigrate");
+        json_decref(value);
+        status = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}";
+        assert_int_equal(qmp_reply_parse(status, strlen(status), &value), -EIO);
+        assert_string_equal(json_string_value(json_object_get(value, "desc")), "no");
+        json_decref(value);
+        status = "{\"event\": \"VSERPORT_CHANGE\", \"data\": {\"id\": \"forge-agent\", \"open\": false}}";
+        assert_int_equal(qmp_reply_parse(status, strlen(status), &value), 1);
+        assert_string_equal(json_string_value(json_object_get(value, "event")), "VSERPORT_CHANGE");
+        json_decref(value);
+        assert_int_equal(qmp_reply_parse("[]", 2, &value), -EBADMSG);
+        assert_null(value);
+#define CLASSIFY(s) qmp_reply_parse(s, strlen(s), NULL)
         assert_int_equal(CLASSIFY("{\"return\": {}}\r\n"), 0);
         assert_int_equal(CLASSIFY("{\"return\": {\"status\": \"paused\"}, \"id\": 1}"), 0);
         assert_int_equal(CLASSIFY("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}"), -EIO);
@@ -179,6 +222,49 @@ static int teardown(void **state) {
         rm_rf(f->root);
         free(f);
         return 0;
+}
+
+/* A saved machine loads only into the same one: machine.json, written at launch and
+ * carried by the snapshot, against what a restore would start. */
+static void test_snapshot_machine_check(void **state) {
+        Fixture *f = *state;
+        char image[PATH_MAX], path[PATH_MAX];
+        QemuArgs a = args_default();
+        SandboxPlan plan = {.from_dir = f->dir};
+        ForgeError err = {0};
+        int fd;
+
+        xsnprintf(image, sizeof(image), "%s/host.ext4", f->root);
+        fd = open(image, O_CREAT | O_WRONLY, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        a.dir = f->dir;
+        a.image_disk = image;
+        a.n_binds = 0;
+        assert_int_equal(qemu_snapshot_has_memory(&plan), 0);
+        assert_int_equal(qemu_machine_write(&a, "/bin/sh"), 0);
+        assert_int_equal(qemu_snapshot_check(&plan, &a, "/bin/sh", &err), 0);
+        a.memory_mb = 512;
+        assert_int_equal(qemu_snapshot_check(&plan, &a, "/bin/sh", &err), -EXDEV);
+        assert_string_equal(err.code, "snapshot_incompatible");
+        assert_non_null(strstr(err.message, "'memory_mb'"));
+        a.memory_mb = 384;
+        err = (ForgeError){0};
+        assert_int_equal(qemu_snapshot_check(&plan, &a, "/bin/true", &err), -EXDEV);
+        assert_non_null(strstr(err.message, "'qemu'"));
+        /* the image disk rebuilt (a new file in its place): its bytes may differ */
+        assert_int_equal(unlink(image), 0);
+        fd = open(image, O_CREAT | O_WRONLY, 0600);
+        assert_true(fd >= 0 && write(fd, "x", 1) == 1);
+        close(fd);
+        err = (ForgeError){0};
+        assert_int_equal(qemu_snapshot_check(&plan, &a, "/bin/sh", &err), -EXDEV);
+        assert_non_null(strstr(err.message, "'disks'"));
+        xsnprintf(path, sizeof(path), "%s/memory", f->dir);
+        fd = open(path, O_CREAT | O_WRONLY, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(qemu_snapshot_has_memory(&plan), 1);
 }
 
 /* A stand-in QEMU: locks the pidfile like QEMU does, and shows "-pidfile <path>" in a
@@ -262,7 +348,9 @@ int main(void) {
                 cmocka_unit_test(test_argv_tcg),
                 cmocka_unit_test(test_argv_kvm_and_no_binds),
                 cmocka_unit_test(test_argv_escapes_commas),
-                cmocka_unit_test(test_qmp_classify),
+                cmocka_unit_test(test_argv_incoming),
+                cmocka_unit_test(test_qmp_replies),
+                cmocka_unit_test_setup_teardown(test_snapshot_machine_check, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pid_from_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reap_unknown, setup, teardown),
         };
