@@ -19,7 +19,6 @@ import time
 
 import pytest
 
-from conftest import HOST_TOKEN, build_dir
 from forge_client import PS_SNIPPET, check_error, check_result, host_pids_matching, wait_until
 
 VM_CACHE = os.environ.get("FORGE_VM_CACHE", "/var/tmp/forge-test-vm")
@@ -27,8 +26,8 @@ BOOT_TIMEOUT = 240
 
 
 @pytest.fixture(scope="module")
-def guest_parts():
-    forgectl = str(build_dir() / "bin" / "forgectl")
+def guest_parts(forged):
+    forgectl = os.path.join(forged.bin_dir, "forgectl")
     r = subprocess.run([forgectl, "vm", "setup", "--state-dir", VM_CACHE],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
     assert r.returncode == 0, r.stdout.decode(errors="replace")
@@ -185,14 +184,14 @@ def test_guest_cannot_reach_forged(vm, vm_forged):
     assert res["stdout"] == "no 127.0.0.1\nno 10.0.2.2\n", res
 
 
-def test_host_files_and_environment_not_visible(vm, vm_forged, tmp_path):
+def test_host_files_and_environment_not_visible(vm, vm_forged, tmp_path, host_token):
     secret = tmp_path / "host-only.txt"
     secret.write_text("host only")
     out = vm.sh("test -e %s && echo visible; test -e %s && echo state; "
                 "test -e /etc/shadow && echo shadow; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'"
                 % (secret, vm_forged.state_dir))
     assert "visible" not in out and "state" not in out and "shadow" not in out, out
-    assert HOST_TOKEN not in out
+    assert host_token not in out
 
 
 TICKER = "i=0; while :; do i=$((i+1)); echo $i; echo $i > /root/ticks; sleep 0.2; done"
