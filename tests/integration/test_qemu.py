@@ -250,6 +250,26 @@ def test_snapshot_restore_keeps_the_machine(vm, vm_forged):
         spec["from_snapshot"] = snap["id"]
         doc = check_error(vm_forged.client.request("POST", "/v1/sandboxes", spec), 400, code)
         assert word in doc["error"], doc
+    # a machine this host would start differently (here: a rebuilt image disk) is refused
+    snap_dir = os.path.join(vm_forged.state_dir, "snapshots", snap["id"])
+    machine_path = os.path.join(snap_dir, "machine.json")
+    with open(machine_path) as f:
+        machine = json.load(f)
+    with open(machine_path, "w") as f:
+        json.dump(dict(machine, disks=dict(machine["disks"], image="1:2:3.000000000")), f)
+    before = {sb["id"] for sb in vm_forged.client.list()}
+    doc = check_error(vm_forged.client.request("POST", "/v1/sandboxes", {"from_snapshot": snap["id"]}),
+                      409, "snapshot_incompatible")
+    assert "'disks'" in doc["error"], doc
+    # a damaged stream: QEMU exits while loading it, the create fails and leaves nothing
+    with open(machine_path, "w") as f:
+        json.dump(machine, f)
+    os.truncate(os.path.join(snap_dir, "memory"), 4096)
+    r = vm_forged.client.request("POST", "/v1/sandboxes", {"from_snapshot": snap["id"]}, timeout=BOOT_TIMEOUT)
+    doc = check_error(r, 500, "isolator_failed")
+    assert "could not load the snapshot" in doc["error"], doc
+    assert {sb["id"] for sb in vm_forged.client.list()} == before
+    assert len(host_pids_matching(os.path.join(vm_forged.state_dir, "sandboxes"))) == 1
     assert vm_forged.client.request("DELETE", "/v1/snapshots/" + snap["id"]).status == 204
 
 

@@ -53,13 +53,14 @@ typedef struct QmpConn {
         int fd;
         char buf[QMP_LINE_MAX];
         size_t len;
+        char error[160]; /* QEMU's reason for the last refusal (-EIO) */
 } QmpConn;
 /* Connects to <dir>/qmp.sock and leaves the greeting and capabilities negotiation done. */
 int qmp_open(const char *dir, QmpConn *c);
 void qmp_close(QmpConn *c);
 /* Runs command with arguments (may be NULL) and, with fd >= 0, that fd passed along;
  * 0 and its "return" value in *ret_value (may be NULL; a new reference), -EIO and the
- * "error" object for QEMU's refusal, or -errno. */
+ * "error" object for QEMU's refusal (its reason also in c->error), or -errno. */
 int qmp_call(QmpConn *c, const char *command, json_t *arguments, int fd, json_t **ret_value);
 /* Runs one command without arguments ("stop", "cont") on its own connection. */
 int qmp_execute(const char *dir, const char *command);

@@ -115,7 +115,7 @@ static int qmp_send(QmpConn *c, const char *line, size_t len, int fd) {
 }
 
 int qmp_call(QmpConn *c, const char *command, json_t *arguments, int fd, json_t **ret_value) {
-        json_t *msg = json_pack("{s:s}", "execute", command);
+        json_t *msg = json_pack("{s:s}", "execute", command), *value = NULL;
         char *line = NULL;
         int r = -ENOMEM;
 
@@ -133,7 +133,14 @@ int qmp_call(QmpConn *c, const char *command, json_t *arguments, int fd, json_t 
                 free(line);
         }
         if (r >= 0)
-                r = qmp_wait(c, false, ret_value);
+                r = qmp_wait(c, false, &value);
+        if (r == -EIO)
+                snprintf(c->error, sizeof(c->error), "%s",
+                         json_string_value(json_object_get(value, "desc")) ?: "no reason given");
+        if (ret_value)
+                *ret_value = value;
+        else
+                json_decref(value);
         return r;
 }
 

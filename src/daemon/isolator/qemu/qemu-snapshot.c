@@ -160,8 +160,8 @@ static int vm_make_savable(QmpConn *c, ForgeError *err) {
                         r = qmp_status(c, status, sizeof(status));
         }
         if (r < 0)
-                return forge_error_set(err, -r, "isolator_failed", "cannot ask QEMU for the VM's state: %s",
-                                       strerror(-r));
+                return forge_error_set(err, -r, "isolator_failed", "cannot make the VM savable: %s",
+                                       r == -EIO ? c->error : strerror(-r));
         if (strcmp(status, "paused") != 0)
                 return forge_error_set(err, EBUSY, "isolator_failed", "the VM is %s, not paused", status);
         return 0;
@@ -194,7 +194,7 @@ static int memory_save(QmpConn *c, const char *dest, ForgeError *err) {
         }
         if (r < 0)
                 return forge_error_set(err, -r, "isolator_failed", "QEMU refused to save the VM: %s",
-                                       strerror(-r));
+                                       r == -EIO ? c->error : strerror(-r));
         r = migrate_wait(c, err);
         if (r >= 0 && fsync(fd) < 0)
                 r = forge_error_set(err, errno, "isolator_failed", "cannot write %s: %m", path);
@@ -242,7 +242,7 @@ int qemu_snapshot_resume(const SandboxPlan *plan, ForgeError *err) {
         QmpConn c;
         int r = qmp_open(plan->dir, &c);
 
-        /* A stream QEMU cannot load makes it exit (see qemu.log). */
+        /* A stream QEMU cannot load makes it exit; daemonized, it says why to no one. */
         while (r >= 0 && (r = qmp_status(&c, status, sizeof(status))) >= 0 &&
                strcmp(status, "inmigrate") == 0) {
                 if (time_mono_ms() > deadline) {
@@ -257,7 +257,10 @@ int qemu_snapshot_resume(const SandboxPlan *plan, ForgeError *err) {
         qmp_close(&c);
         if (r < 0)
                 return forge_error_set(err, -r, "isolator_failed",
-                                       "QEMU could not load the snapshot (%s; see %s/qemu.log): %s",
-                                       status[0] ? status : "no state", plan->dir, strerror(-r));
+                                       "QEMU could not load the snapshot (VM state %s): %s",
+                                       status[0] ? status : "unknown",
+                                       r == -EIO          ? c.error
+                                       : r == -ECONNRESET ? "QEMU exited"
+                                                          : strerror(-r));
         return 0;
 }
