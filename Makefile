@@ -36,7 +36,7 @@ obj = $(patsubst src/%.c,$(B)/obj/%.o,$(1))
 muslobj = $(patsubst src/%.c,$(B)/musl/%.o,$(1))
 
 BIN := $(B)/bin
-all: $(BIN)/forged $(BIN)/forgectl $(BIN)/forge-agent $(BIN)/forged-faults
+all: $(BIN)/forged $(BIN)/forgectl $(BIN)/forge-agent $(BIN)/forged-faults $(BIN)/forge-vm-build
 
 $(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -81,6 +81,11 @@ $(BIN)/forge-agent: $(call muslobj,$(agent_src) $(proto_src) $(basic_src))
 	@mkdir -p $(dir $@)
 	$(MUSLCC) -static -o $@ $^
 
+# The qemu isolator's guest-parts builder, which `forgectl vm setup` runs from beside it.
+$(BIN)/forge-vm-build: images/vm/build-guest.sh
+	@mkdir -p $(dir $@)
+	install -p -m 0755 $< $@
+
 # Unit tests mirror src/: tests/unit/<component>/test_*.c, each its own binary, linked
 # with that component and what it depends on (cmocka runs each in its own process).
 unit_src := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
@@ -119,7 +124,7 @@ integration: all $(BIN)/forged-faults $(B)/tests/security/probe
 DEB_PKGS := build-essential pkg-config musl-tools libuv1-dev libhttp-parser-dev \
 	libwslay-dev nettle-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev \
 	python3 python3-pytest nodejs clang libclang-rt-dev util-linux iproute2 bubblewrap e2fsprogs \
-	tmux
+	tmux qemu-system-x86 cpio
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
@@ -131,9 +136,12 @@ test: deps
 	$(MAKE) SAN=1 all unit integration
 	$(MAKE) fuzz-ci
 
+# ISOLATOR=qemu makes the microVM guest parts first (forgectl vm setup).
+ISOLATOR ?= auto
 run: deps all
 	mkdir -p /var/lib/forge
-	$(BIN)/forged --listen 127.0.0.1:3456 --state-dir /var/lib/forge --isolator auto
+	if [ "$(ISOLATOR)" = qemu ]; then $(BIN)/forgectl vm setup --state-dir /var/lib/forge; fi
+	$(BIN)/forged --listen 127.0.0.1:3456 --state-dir /var/lib/forge --isolator $(ISOLATOR)
 
 # ---- fuzzing (docs/fuzzing.md) ----
 # libFuzzer targets built with clang, ASan and UBSan into build-fuzz/. `make fuzz` runs

@@ -37,6 +37,7 @@ typedef struct OutChunk {
 typedef struct Conn {
         int fd;
         bool broken; /* protocol error or queue overflow: drop at the next turn */
+        bool host_greeted; /* the host's HELLO came: another one is a new host */
         uint8_t *rbuf; /* one frame: header + PROTO_MAX_PAYLOAD */
         size_t rlen;
         OutChunk *head, *tail;
@@ -104,6 +105,10 @@ typedef struct Agent {
         Proc *procs;
         Transfer *transfers;
         bool is_pid1;
+        /* In a VM (vm.h): the virtio-serial port served instead of listen_fd, and when
+         * to look at it again while the host side is closed. */
+        char port_path[64];
+        int64_t port_retry_ms;
 } Agent;
 
 typedef int (*AgentHandler)(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
@@ -112,6 +117,9 @@ typedef int (*AgentHandler)(Agent *a, const ProtoRequest *req, ProtoBuf *fields,
 int agent_run(Agent *a);
 int64_t agent_now_ms(void);
 _Noreturn void agent_exit(Agent *a, int code);
+/* What the host that goes had: processes keep running (retained ones keep their output
+ * for the next host), transfers end. */
+void agent_release_host(Agent *a);
 
 /* conn.c */
 Conn *conn_new(int fd);

@@ -142,6 +142,15 @@ static int on_credit(Agent *a, const ProtoHeader *h, const uint8_t *payload) {
         return 0;
 }
 
+/* A second HELLO on one connection: a VM's port, on which one host hung up and the next
+ * connected so fast that the guest saw neither (or a restored VM, whose port the old
+ * host held when it was saved). The new host is served as on a fresh connection. */
+static void on_new_host(Agent *a) {
+        log_info("a new host on the same connection");
+        agent_release_host(a);
+        agent_send_hello(a);
+}
+
 int agent_on_frame(Agent *a, const ProtoHeader *h, const uint8_t *payload) {
         uint32_t version;
 
@@ -151,6 +160,10 @@ int agent_on_frame(Agent *a, const ProtoHeader *h, const uint8_t *payload) {
                         return -EBADMSG;
                 if (version != PROTO_VERSION)
                         log_warn("host speaks protocol version %u, agent %u", version, PROTO_VERSION);
+                if (a->conn && a->conn->host_greeted)
+                        on_new_host(a);
+                if (a->conn)
+                        a->conn->host_greeted = true;
                 return 0;
         case PROTO_REQUEST:
                 if (h->channel != 0)

@@ -1,5 +1,6 @@
 /* The agent's one poll() loop: host connection, listening socket, signals, pipes. */
 #include "agent/agent.h"
+#include "agent/vm.h"
 #include "basic/log.h"
 
 #include <errno.h>
@@ -52,16 +53,19 @@ _Noreturn void agent_exit(Agent *a, int code) {
         exit(code);
 }
 
+void agent_release_host(Agent *a) {
+        for (Proc *p = a->procs; p; p = p->next)
+                proc_release(p);
+        while (a->transfers)
+                transfer_free(a, a->transfers);
+}
+
 static void agent_drop_conn(Agent *a) {
         if (!a->conn)
                 return;
         conn_free(a->conn);
         a->conn = NULL;
-        /* Processes keep running; retained ones keep their output for the next host. */
-        for (Proc *p = a->procs; p; p = p->next)
-                proc_release(p);
-        while (a->transfers)
-                transfer_free(a, a->transfers);
+        agent_release_host(a);
         log_info("host connection closed");
 }
 
@@ -203,6 +207,9 @@ static int agent_tick(Agent *a) {
 
         if (a->conn && a->conn->broken)
                 agent_drop_conn(a);
+        int64_t port_at = vm_port_tick(a, now);
+        if (port_at > 0)
+                next = port_at - now;
         for (Proc *p = a->procs; p; p = p->next) {
                 int64_t at = proc_check_timers(a, p, now);
                 if (at > 0 && (next < 0 || at - now < next))

@@ -1,5 +1,6 @@
 /* forge-agent: PID 1 of a sandbox. Parses flags, becomes a reaper, runs the loop. */
 #include "agent/agent.h"
+#include "agent/vm.h"
 #include "basic/fd-util.h"
 #include "basic/log.h"
 
@@ -94,13 +95,17 @@ int main(int argc, char **argv) {
 
         if (fd_ensure_std() < 0)
                 return 1;
-        int r = parse_args(argc, argv, &a.listen_fd);
+        /* The kernel starts a VM's init without arguments: the port replaces the socket. */
+        bool in_vm = getpid() == 1 && argc == 1;
+        int r = in_vm ? 0 : parse_args(argc, argv, &a.listen_fd);
         if (r < 0) {
                 usage();
                 log_error_errno(r, "bad arguments");
                 return 2;
         }
         r = setup_process(&a);
+        if (r >= 0 && in_vm)
+                r = vm_init(&a);
         if (r < 0) {
                 log_error_errno(r, "cannot set up the agent process");
                 return 1;

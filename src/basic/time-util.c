@@ -27,3 +27,7 @@ void time_format_rfc3339(int64_t ms, char *buf, size_t size) {
         strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(buf, size, "%s.%03dZ", base, (int) (ms % 1000));
 }
+
+void time_sleep_ms(int64_t ms) {
+        nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
+}

@@ -27,6 +27,7 @@ static const ForgectlCommand commands[] = {
         {"kill", forgectl_cmd_kill, "kill a background process, or send it a signal"},
         {"attach", forgectl_cmd_attach, "connect the terminal to a process started with --pty"},
         {"health", forgectl_cmd_health, "ask the server whether it is well"},
+        {"vm", forgectl_cmd_vm, "prepare the microVM guest parts on this host (vm setup)"},
 };
 
 static void print_help(void) {

@@ -192,6 +192,15 @@ int forgectl_parse_kill(int argc, char **argv, ForgectlKillArgs *ret);
 int forgectl_parse_signal(const char *cmd, const char *value, int *ret);
 int forgectl_parse_pid(const char *cmd, const char *value, long *ret);
 
+/* vm setup (cmd-vm.c): local, no server */
+typedef struct ForgectlVmArgs {
+        const char *action; /* "setup" */
+        const char *state_dir;
+        const char *agent; /* NULL: the forge-agent beside forgectl */
+} ForgectlVmArgs;
+
+int forgectl_parse_vm(int argc, char **argv, ForgectlVmArgs *ret);
+
 /* ---- tty.c: the local terminal ---- */
 
 /* What cfmakeraw does, spelled out: no line editing, echo, signals from keys, flow
@@ -229,6 +238,7 @@ int forgectl_cmd_get(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_ls(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_rm(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_health(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_vm(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_exec(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_run(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_cp(ForgectlContext *ctx, int argc, char **argv);

@@ -168,9 +168,11 @@ static char *agent_path_default(void) {
         return path;
 }
 
-/* `auto` is the strongest isolator this host supports; without KVM that is ns. */
-static const IsolatorOps *isolator_choose(const char *name, ForgeError *err) {
-        const IsolatorOps *iso = isolator_by_name(strcmp(name, "auto") == 0 ? "ns" : name);
+/* `auto` is the strongest isolator this host runs well: qemu with KVM, else ns. */
+static const IsolatorOps *isolator_choose(const char *name, const char *state_dir, ForgeError *err) {
+        char why[256] = "";
+        bool is_auto = strcmp(name, "auto") == 0;
+        const IsolatorOps *iso = is_auto ? isolator_auto(state_dir, why, sizeof(why)) : isolator_by_name(name);
 
         if (!iso) {
                 forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s'", name);
@@ -178,8 +180,8 @@ static const IsolatorOps *isolator_choose(const char *name, ForgeError *err) {
         }
         if (iso->available(err) < 0)
                 return NULL;
-        if (strcmp(name, "auto") == 0)
-                log_info("isolator auto: using %s (no /dev/kvm microVM isolator is built yet)", iso->name);
+        if (is_auto)
+                log_info("isolator auto: using %s (%s)", iso->name, why);
         return iso;
 }
 
@@ -189,7 +191,6 @@ static void on_stop_signal(uv_signal_t *s, int signum) {
 }
 
 int main(int argc, char **argv) {
-        static const char *const isolators[] = {"ns", NULL};
         Options o = {
                 .host = "127.0.0.1",
                 .port = 3456,
@@ -230,7 +231,7 @@ int main(int argc, char **argv) {
         }
         cfg = (ManagerConfig){.state_dir = o.state_dir, .agent_path = o.agent_path, .max_sandboxes = o.max_sandboxes,
                                .idle_timeout_s = o.sandbox_idle_timeout_s, .pool_size = o.pool_size};
-        cfg.default_isolator = isolator_choose(o.isolator, &err);
+        cfg.default_isolator = isolator_choose(o.isolator, o.state_dir, &err);
         if (!cfg.default_isolator || manager_new(uv_default_loop(), &cfg, &m, &err) < 0) {
                 log_error("cannot start: %s", err.message);
                 return 1;
@@ -243,7 +244,7 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "cannot start the idle and TTL timer");
                 return 1;
         }
-        api = (Api){.manager = m, .isolators = isolators};
+        api = (Api){.manager = m, .isolators = isolator_ready_names()};
         r = http_server_new(uv_default_loop(), &limits, api_handle, &api, &server);
         if (r >= 0)
                 r = http_server_listen(server, o.host, o.port);

@@ -36,9 +36,10 @@ static int parse_limits(json_t *body, SandboxLimits *l, ForgeError *err) {
         json_t *limits = json_object_get(body, "limits");
         int r;
 
-        /* disk_mb 0: not given; the core takes the default or a snapshot's size. */
+        /* cpus, memory_mb and disk_mb 0: not given; the core takes the default or a
+         * snapshot's. */
         *l = sandbox_default_limits;
-        l->disk_mb = 0;
+        l->cpus_milli = l->memory_mb = l->disk_mb = 0;
         if (!limits || json_is_null(limits))
                 return 0;
         if (!json_is_object(limits))
@@ -65,7 +66,7 @@ static int parse_isolator(Api *api, json_t *body, const IsolatorOps **ret, Forge
                 return r;
         *ret = isolator_by_name(name);
         if (!*ret)
-                return forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s' (use auto or ns)",
+                return forge_error_set(err, EINVAL, "invalid_request", "unknown isolator '%s' (use auto, ns or qemu)",
                                        name);
         return 0;
 }
@@ -127,6 +128,11 @@ static int parse_create(Api *api, json_t *body, const char *const *fields, Creat
         if (network)
                 return forge_error_set(err, EINVAL, "invalid_request",
                                        "network access is not supported by this version of forged yet");
+        /* After every field is checked: bad input is told apart from a host without it. */
+        if (spec->isolator && !isolator_is_ready(spec->isolator))
+                return forge_error_set(err, ENOTSUP, "isolator_unavailable",
+                                       "isolator '%s' is not available on this host (see forged's log)",
+                                       spec->isolator->name);
         return 0;
 }
 

@@ -28,7 +28,7 @@ typedef struct Job {
         Sandbox *sb;
         SandboxPlan plan;
         char *dir; /* destroy: where the sandbox dir was moved to */
-        char *disk_from; /* create: the saved disk it starts from (plan.disk_from) */
+        char *from_dir;  /* create: the snapshot() it starts from (plan.from_dir) */
         Sandbox *src;    /* fork: the sandbox copied, held (manager_hold_begin) meanwhile */
         SandboxPlan src_plan;
         bool src_was_running;
@@ -70,7 +70,7 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
                 manager_free(m);
                 return r;
         }
-        r = m->default_isolator->init(m->state_dir, err);
+        r = isolator_init_all(m->default_isolator, m->state_dir, err);
         if (r >= 0)
                 r = images_init(m, err);
         if (r < 0) {
@@ -91,8 +91,7 @@ void manager_free(Manager *m) {
                 sandbox_unref(m->sandboxes[i]);
         }
         free(m->sandboxes);
-        if (m->default_isolator)
-                m->default_isolator->fini();
+        isolator_fini_all();
         json_decref(m->host_image);
         free(m->host_rootfs);
         free(m->state_dir);
@@ -236,19 +235,21 @@ static void job_free(Job *job) {
         sandbox_unref(job->sb);
         sandbox_unref(job->src);
         free(job->dir);
-        free(job->disk_from);
+        free(job->from_dir);
         free(job);
 }
 
-/* A fork's source stops for as long as its disk is copied. */
+/* A fork's source stops for as long as it is saved, into a directory of the fork's own. */
 static int fork_copy(Job *job) {
         const IsolatorOps *iso = job->src->isolator;
         int r = 0;
 
+        if (mkdir(job->from_dir, 0700) < 0)
+                return forge_error_set(&job->err, errno, "internal", "cannot make %s", job->from_dir);
         if (job->src_was_running && (r = iso->suspend(&job->src_plan)) < 0)
                 return forge_error_set(&job->err, r, "isolator_failed", "cannot stop sandbox %s to copy it",
                                        job->src->id);
-        r = iso->snapshot(&job->src_plan, job->disk_from, &job->err);
+        r = iso->snapshot(&job->src_plan, job->from_dir, &job->err);
         if (job->src_was_running && iso->resume(&job->src_plan) < 0 && r >= 0)
                 r = forge_error_set(&job->err, EIO, "isolator_failed", "cannot resume sandbox %s after copying it",
                                     job->src->id);
@@ -269,6 +270,9 @@ static void work_create(uv_work_t *w) {
         FAULT_POINT("create.after_start");
         if (job->r < 0)
                 iso->destroy(&job->plan);
+        /* What of the fork's copy was not moved into place is not needed any more. */
+        if (job->src)
+                rm_rf(job->from_dir);
 }
 
 /* Out of the registry or the pool, whichever holds it. */
@@ -359,11 +363,35 @@ static int spec_from_snapshot(Manager *m, CreateSpec *spec, Snapshot *snap, Forg
                 return forge_error_set(err, EINVAL, "invalid_request",
                                        "'limits.disk_mb' must be the snapshot's disk size (%lld MiB) or absent",
                                        (long long) snap->disk_mb);
+        /* Its memory comes back as it was: the machine cannot change size. */
+        if (snap->memory && spec->limits.memory_mb != 0 && spec->limits.memory_mb != snap->memory_mb)
+                return forge_error_set(err, EINVAL, "invalid_request",
+                                       "'limits.memory_mb' must be the snapshot's (%lld MiB) or absent: its memory "
+                                       "is restored",
+                                       (long long) snap->memory_mb);
+        if (snap->memory && spec->limits.cpus_milli != 0 && spec->limits.cpus_milli != snap->cpus_milli)
+                return forge_error_set(err, EINVAL, "invalid_request",
+                                       "'limits.cpus' must be the snapshot's (%g) or absent: its machine is restored",
+                                       (double) snap->cpus_milli / 1000.0);
         spec->image = snap->image;
         spec->isolator = snap->isolator;
         if (spec->limits.disk_mb == 0)
                 spec->limits.disk_mb = snap->disk_mb;
+        if (snap->memory) {
+                spec->limits.memory_mb = snap->memory_mb;
+                spec->limits.cpus_milli = snap->cpus_milli;
+        }
         return 0;
+}
+
+/* 0 in a spec's cpus, memory_mb or disk_mb means "not given": the default. */
+static void limits_fill_defaults(SandboxLimits *l) {
+        if (l->cpus_milli == 0)
+                l->cpus_milli = sandbox_default_limits.cpus_milli;
+        if (l->memory_mb == 0)
+                l->memory_mb = sandbox_default_limits.memory_mb;
+        if (l->disk_mb == 0)
+                l->disk_mb = sandbox_default_limits.disk_mb;
 }
 
 static int create_start(Manager *m, const CreateSpec *spec, const char *image, const Snapshot *snap,
@@ -408,16 +436,16 @@ static int create_start(Manager *m, const CreateSpec *spec, const char *image, c
                 job->src = sandbox_ref(spec->fork_of);
                 job->src_was_running = spec->fork_of->state == SANDBOX_RUNNING;
                 sandbox_plan(job->src, &job->src_plan);
-                if (asprintf(&job->disk_from, "%s/fork.img", sb->dir) < 0)
-                        job->disk_from = NULL;
-                job->plan.disk_from_uid_base = job->src_plan.uid_base;
-                job->plan.disk_from_move = true;
+                if (asprintf(&job->from_dir, "%s/fork", sb->dir) < 0)
+                        job->from_dir = NULL;
+                job->plan.from_uid_base = job->src_plan.uid_base;
+                job->plan.from_move = true;
         } else if (snap) {
-                job->disk_from = strdup(snap->disk_path);
-                job->plan.disk_from_uid_base = snap->uid_base;
+                job->from_dir = strdup(snap->dir);
+                job->plan.from_uid_base = snap->uid_base;
         }
-        job->plan.disk_from = job->disk_from;
-        if ((spec->fork_of || snap) && !job->disk_from) {
+        job->plan.from_dir = job->from_dir;
+        if ((spec->fork_of || snap) && !job->from_dir) {
                 sandbox_forget(m, sb);
                 rm_rf(sb->dir);
                 job_free(job);
@@ -454,6 +482,7 @@ int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *u
                 if (r < 0)
                         return r;
         }
+        limits_fill_defaults(&effective.limits);
         r = spec_image(m, &effective, &image, err);
         if (r < 0)
                 return r;
@@ -648,7 +677,7 @@ static void reconcile_trash(Manager *m) {
                         continue;
                 memcpy(plan.id, de->d_name, strlen(de->d_name) + 1);
                 plan.dir = path;
-                m->default_isolator->destroy(&plan);
+                isolator_destroy_any(&plan);
                 rm_rf(path);
                 log_sb_info(de->d_name, "finished an interrupted destroy");
         }
@@ -675,7 +704,7 @@ static void reconcile_one(Manager *m, const char *id) {
                 snprintf(bare.id, sizeof(bare.id), "%s", id);
                 log_sb_warn(id, r, "no usable record; removing its leftovers");
                 if (bare.dir) {
-                        m->default_isolator->destroy(&bare);
+                        isolator_destroy_any(&bare);
                         rm_rf(bare.dir);
                 }
                 return;
@@ -748,5 +777,5 @@ int manager_reconcile(Manager *m) {
                         m->sandboxes[j] = m->sandboxes[j - 1];
                         m->sandboxes[j - 1] = t;
                 }
-        return m->default_isolator->reap_unknown(is_known, m);
+        return isolator_reap_unknown_all(is_known, m);
 }

@@ -22,7 +22,7 @@ typedef struct SnapJob {
         SandboxPlan plan;
         bool was_running;
         char id[SNAPSHOT_ID_MAX + 1];
-        char *dir, *disk;
+        char *dir;
         json_t *record;
         ForgeError err;
         int r;
@@ -32,7 +32,7 @@ typedef struct SnapJob {
 
 void snapshot_done(Snapshot *s) {
         free(s->image);
-        free(s->disk_path);
+        free(s->dir);
         *s = (Snapshot){.image = NULL};
 }
 
@@ -63,9 +63,11 @@ static int record_read(Manager *m, const char *id, json_t **ret, ForgeError *err
         return 0;
 }
 
+/* Records older than memory snapshots have neither "memory" nor the machine's limits. */
 int snapshot_load(Manager *m, const char *id, Snapshot *ret, ForgeError *err) {
         const char *image, *isolator;
-        json_int_t disk_mb, uid_base;
+        json_int_t disk_mb, uid_base, memory_mb = 0, cpus_milli = 0;
+        int memory = 0;
         json_t *rec;
         int r;
 
@@ -74,18 +76,23 @@ int snapshot_load(Manager *m, const char *id, Snapshot *ret, ForgeError *err) {
                 return r;
         *ret = (Snapshot){.image = NULL};
         snprintf(ret->id, sizeof(ret->id), "%s", id);
-        if (json_unpack(rec, "{s:s, s:s, s:I, s:I}", "image", &image, "isolator", &isolator, "disk_mb", &disk_mb,
-                        "uid_base", &uid_base) < 0 ||
-            !(ret->isolator = isolator_by_name(isolator)) || disk_mb <= 0 || uid_base < 0 || uid_base > UINT32_MAX) {
+        if (json_unpack(rec, "{s:s, s:s, s:I, s:I, s?b, s?I, s?I}", "image", &image, "isolator", &isolator,
+                        "disk_mb", &disk_mb, "uid_base", &uid_base, "memory", &memory, "memory_mb", &memory_mb,
+                        "cpus_milli", &cpus_milli) < 0 ||
+            !(ret->isolator = isolator_by_name(isolator)) || disk_mb <= 0 || uid_base < 0 || uid_base > UINT32_MAX ||
+            (memory && (memory_mb <= 0 || cpus_milli <= 0))) {
                 json_decref(rec);
                 return forge_error_set(err, EBADMSG, "internal", "the record of snapshot %s is damaged", id);
         }
         ret->disk_mb = disk_mb;
         ret->uid_base = (uid_t) uid_base;
+        ret->memory = memory;
+        ret->memory_mb = memory_mb;
+        ret->cpus_milli = cpus_milli;
         ret->image = strdup(image);
         json_decref(rec);
-        if (!ret->image || asprintf(&ret->disk_path, "%s/%s/disk.img", m->snapshots_dir, id) < 0) {
-                ret->disk_path = NULL;
+        if (!ret->image || asprintf(&ret->dir, "%s/%s", m->snapshots_dir, id) < 0) {
+                ret->dir = NULL;
                 snapshot_done(ret);
                 return forge_error_set(err, ENOMEM, "internal", "out of memory");
         }
@@ -99,6 +106,7 @@ static json_t *record_public(json_t *rec) {
         if (j) {
                 json_object_del(j, "uid_base");
                 json_object_del(j, "created_ms");
+                json_object_del(j, "cpus_milli");
                 json_object_set(j, "snapshot_id", json_object_get(j, "id"));
         }
         return j;
@@ -135,24 +143,43 @@ static void work_snapshot(uv_work_t *w) {
                                 job->sb->id);
                 return;
         }
-        job->r = iso->snapshot(&job->plan, job->disk, &job->err);
+        job->r = iso->snapshot(&job->plan, job->dir, &job->err);
         if (job->was_running && iso->resume(&job->plan) < 0 && job->r >= 0)
                 job->r = forge_error_set(&job->err, EIO, "isolator_failed", "cannot resume sandbox %s",
                                          job->sb->id);
+}
+
+/* What the snapshot's files take on disk (before snapshot.json is there). */
+static int dir_blocks_bytes(const char *path, int64_t *ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        struct stat st;
+
+        if (!d)
+                return -errno;
+        TAKE_FD(fd);
+        *ret = 0;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
+                    S_ISREG(st.st_mode))
+                        *ret += (int64_t) st.st_blocks * 512;
+        closedir(d);
+        return 0;
 }
 
 static void after_snapshot(uv_work_t *w, int status) {
         SnapJob *job = w->data;
         _cleanup_free_ char *path = NULL;
         json_t *shown = NULL;
-        struct stat st;
+        int64_t size = 0;
 
         job->manager->n_jobs--;
         manager_hold_end(job->manager, job->sb);
-        if (job->r >= 0 && stat(job->disk, &st) < 0)
-                job->r = forge_error_set(&job->err, errno, "internal", "the snapshot's disk is missing");
+        if (job->r >= 0 && (job->r = dir_blocks_bytes(job->dir, &size)) < 0)
+                forge_error_set(&job->err, -job->r, "internal", "cannot read the snapshot's files");
         if (job->r >= 0) {
-                json_object_set_new(job->record, "size_bytes", json_integer((json_int_t) st.st_blocks * 512));
+                json_object_set_new(job->record, "size_bytes", json_integer((json_int_t) size));
                 if (asprintf(&path, "%s/snapshot.json", job->dir) < 0 || store_write_json(path, job->record) < 0)
                         job->r = forge_error_set(&job->err, EIO, "internal", "cannot record the snapshot");
         }
@@ -163,14 +190,13 @@ static void after_snapshot(uv_work_t *w, int status) {
                 rm_rf(job->dir);
                 job->done(NULL, &job->err, job->userdata);
         } else {
-                log_sb_info(job->sb->id, "snapshot %s saved (%lld bytes on disk)", job->id,
-                            (long long) st.st_blocks * 512);
+                log_sb_info(job->sb->id, "snapshot %s saved (%lld bytes on disk%s)", job->id, (long long) size,
+                            job->sb->isolator->snapshots_memory ? ", memory included" : "");
                 job->done(shown, NULL, job->userdata);
         }
         sandbox_unref(job->sb);
         json_decref(job->record);
         free(job->dir);
-        free(job->disk);
         free(job);
 }
 
@@ -200,13 +226,15 @@ int manager_snapshot(Manager *m, Sandbox *sb, const char *name, SnapshotDone don
         }
         sandbox_plan(sb, &job->plan);
         time_format_rfc3339(time_now_ms(), created, sizeof(created));
-        job->record = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I}", "id", job->id, "sandbox_id", sb->id,
-                                "image", sb->image, "isolator", sb->isolator->name, "disk_mb",
+        job->record = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:b, s:I, s:I}", "id", job->id,
+                                "sandbox_id", sb->id, "image", sb->image, "isolator", sb->isolator->name, "disk_mb",
                                 (json_int_t) sb->limits.disk_mb, "uid_base", (json_int_t) job->plan.uid_base,
-                                "created_at", created, "created_ms", (json_int_t) time_now_ms());
+                                "created_at", created, "created_ms", (json_int_t) time_now_ms(), "memory",
+                                sb->isolator->snapshots_memory, "memory_mb", (json_int_t) sb->limits.memory_mb,
+                                "cpus_milli", (json_int_t) sb->limits.cpus_milli);
         if (job->record && name)
                 json_object_set_new(job->record, "name", json_string(name));
-        if (!job->record || asprintf(&job->disk, "%s/disk.img", job->dir) < 0) {
+        if (!job->record) {
                 rm_rf(job->dir);
                 json_decref(job->record);
                 free(job->dir);

@@ -1,8 +1,9 @@
-/* Snapshots: a sandbox's filesystem state saved under $STATE/snapshots/<id>/ (the
- * isolator's disk file and snapshot.json, written last, so a snapshot without it never
+/* Snapshots: a sandbox saved under $STATE/snapshots/<id>/ (the files its isolator's
+ * snapshot() wrote, and snapshot.json, written last, so a snapshot without it never
  * finished). New sandboxes start from one with `from_snapshot`; a snapshot is
- * independent of its sandbox, which may be destroyed. For ns, processes and memory are
- * not part of it (docs/snapshots.md). */
+ * independent of its sandbox, which may be destroyed. It holds the filesystem always,
+ * memory and processes where the isolator saves them (qemu: yes, ns: no;
+ * docs/snapshots.md). */
 #pragma once
 
 #include "daemon/core/manager.h"
@@ -16,7 +17,10 @@ typedef struct Snapshot {
         const IsolatorOps *isolator;
         int64_t disk_mb;
         uid_t uid_base; /* of the sandbox that wrote the disk */
-        char *disk_path;
+        /* With memory, the machine it restores: a sandbox from it has these limits. */
+        bool memory;
+        int64_t memory_mb, cpus_milli;
+        char *dir; /* what create's plan->from_dir gets */
 } Snapshot;
 
 void snapshot_done(Snapshot *s);
@@ -25,7 +29,7 @@ int snapshot_load(Manager *m, const char *id, Snapshot *ret, ForgeError *err);
 
 /* done gets the snapshot as the API shows it (a new reference), or err. */
 typedef void (*SnapshotDone)(json_t *snapshot, const ForgeError *err, void *userdata);
-/* Saves sb's filesystem (its processes stop for the copy). name may be NULL. On error
+/* Saves sb (its processes stop for the copy). name may be NULL. On error
  * nothing was started and done is not called. */
 int manager_snapshot(Manager *m, Sandbox *sb, const char *name, SnapshotDone done, void *userdata,
                      ForgeError *err);

@@ -37,13 +37,13 @@ typedef struct SandboxPlan {
         uid_t uid_base;           /* root inside maps to uid_base outside */
         uint32_t uid_count;       /* size of the mapped range */
         SandboxLimits limits;
-        /* create: start from this saved filesystem state (a snapshot() file) instead of an
-         * empty one; NULL = empty. It was saved by a sandbox whose root was
-         * disk_from_uid_base. With disk_from_move the file is this sandbox's own (a fork's
-         * copy) and is moved into place; otherwise it is copied and left as it is. */
-        const char *disk_from;
-        uid_t disk_from_uid_base;
-        bool disk_from_move;
+        /* create: start from what snapshot() saved in this directory instead of an empty
+         * sandbox; NULL = empty. It was saved by a sandbox whose root was from_uid_base.
+         * With from_move the directory is this sandbox's own (a fork's copy) and its files
+         * may be moved into place; otherwise they are copied and left as they are. */
+        const char *from_dir;
+        uid_t from_uid_base;
+        bool from_move;
 } SandboxPlan;
 
 typedef struct SandboxUsage {
@@ -64,6 +64,10 @@ typedef struct IsolatorOps {
         void (*fini)(void);
         /* 0 if usable on this host, else -errno with *err saying why. */
         int (*available)(ForgeError *err);
+        /* For `auto`: 0 if this isolator should be the default on this host (with state
+         * in state_dir; why->message may say why), else -errno with *why set; NULL for
+         * the fallback (ns). */
+        int (*preferred)(const char *state_dir, ForgeError *why);
         /* Prepares host-side resources (dirs, cgroups); idempotent. */
         int (*create)(const SandboxPlan *plan, ForgeError *err);
         /* Boots the agent; returns once the agent's socket accepts connections. */
@@ -77,10 +81,15 @@ typedef struct IsolatorOps {
          * returns once all are stopped; resume lets them go on. Both idempotent. */
         int (*suspend)(const SandboxPlan *plan);
         int (*resume)(const SandboxPlan *plan);
-        /* Saves the sandbox's filesystem state (what its writable layer holds) to dest, a
-         * new file that create's plan->disk_from accepts. The caller has stopped the
-         * sandbox's processes (suspend). NULL where the isolator cannot. */
+        /* Saves the sandbox into dest, an empty directory, in files that create's
+         * plan->from_dir accepts: its filesystem (what its writable layer holds) always,
+         * its memory and processes too where snapshots_memory says so. The caller has
+         * stopped the sandbox's processes (suspend) and resumes them after. NULL where the
+         * isolator cannot. */
         int (*snapshot)(const SandboxPlan *plan, const char *dest, ForgeError *err);
+        /* snapshot() saves the running machine (memory, processes), and a sandbox created
+         * from it goes on where it stood instead of starting anew. */
+        bool snapshots_memory;
         /* Kills every process and removes host-side resources except the sandbox dir. */
         int (*destroy)(const SandboxPlan *plan);
         /* Removes resources (cgroups, processes) of sandboxes for which known() is false. */
@@ -88,6 +97,25 @@ typedef struct IsolatorOps {
 } IsolatorOps;
 
 extern const IsolatorOps isolator_ns;
+extern const IsolatorOps isolator_qemu;
 
-/* "ns" (and later "qemu"); NULL if unknown. */
+/* "ns" or "qemu"; NULL if unknown. */
 const IsolatorOps *isolator_by_name(const char *name);
+
+/* `auto`: the strongest isolator this host runs well, and in why a sentence saying why
+ * (for the log). */
+const IsolatorOps *isolator_auto(const char *state_dir, char *why, size_t size);
+
+/* Once at start: inits required (its failure is returned) and every other isolator this
+ * host can run (a failure there only makes that one unavailable). */
+int isolator_init_all(const IsolatorOps *required, const char *state_dir, ForgeError *err);
+void isolator_fini_all(void);
+/* Initialized by isolator_init_all, so sandboxes may use it. */
+bool isolator_is_ready(const IsolatorOps *iso);
+/* Names of the ready isolators, NULL-terminated (for GET /health). */
+const char *const *isolator_ready_names(void);
+/* For a sandbox whose isolator is unknown (no usable record): destroy() of every ready
+ * isolator, each of which finds nothing of its own and succeeds. */
+int isolator_destroy_any(const SandboxPlan *plan);
+/* reap_unknown() of every ready isolator. */
+int isolator_reap_unknown_all(bool (*known)(const char *id, void *userdata), void *userdata);

@@ -814,6 +814,49 @@ static void test_retain_reconnect_adopt(void **state) {
         free(run);
 }
 
+static void send_host_hello(Client *c) {
+        ProtoBuf b = {};
+
+        proto_frame_begin(&b, PROTO_HELLO, 0, 0);
+        proto_buf_put_int(&b, PROTO_TAG_VERSION, PROTO_VERSION);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        write_exact(c->fd, b.data, b.len);
+        proto_buf_free(&b);
+}
+
+/* A second host HELLO on one connection is a new host (a VM's port, whose hangup and
+ * reconnect the guest saw as nothing): the agent greets it, and what the old host had
+ * is released as on a hangup, so the retained process is listed and adopted anew. */
+static void test_second_hello_is_a_new_host(void **state) {
+        Client *c = *state;
+        ProtoResponse r;
+        Frame f;
+
+        send_host_hello(c);
+        uint32_t id = spawn_retained(c, 4, "echo before; sleep 5", "{}");
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        int64_t pid = r.pid;
+        proto_response_done(&r);
+        do {
+                frame_recv(c, &f);
+                free(f.payload);
+        } while (f.h.type != PROTO_DATA);
+
+        send_host_hello(c);
+        do { /* what was queued for the old host may come first */
+                frame_recv(c, &f);
+                free(f.payload);
+        } while (f.h.type != PROTO_HELLO);
+        procs_list(c, &r);
+        assert_int_equal(r.n_procs, 1);
+        assert_int_equal(r.proc_list[0].pid, pid);
+        proto_response_done(&r);
+        assert_int_equal(adopt(c, pid, 9, 0, &r), 0);
+        assert_int_equal(r.end[0], 7);
+        proto_response_done(&r);
+}
+
 /* Without a host the agent drains a retained process into its ring (it never blocks):
  * what overflowed is counted, the newest AGENT_RING_BYTES-sized tail is replayed, and a
  * process that ended meanwhile gets EOF and EXIT (killed by a signal) right after. */
@@ -904,6 +947,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_retain_reconnect_adopt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retain_overflow_while_detached, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_adopt_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_second_hello_is_a_new_host, setup, teardown),
         };
         signal(SIGPIPE, SIG_IGN);
         return cmocka_run_group_tests(tests, NULL, NULL);

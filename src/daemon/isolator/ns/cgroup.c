@@ -16,6 +16,7 @@
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/macros.h"
+#include "basic/time-util.h"
 
 static const char *const controller_names[_CGROUP_CONTROLLER_MAX] = {
         [CGROUP_MEMORY] = "memory", [CGROUP_CPU] = "cpu",         [CGROUP_CPUACCT] = "cpuacct",
@@ -384,11 +385,6 @@ int cgroup_is_populated(const CgroupHierarchy *h, const char *dir) {
         return r < 0 ? r : populated != 0;
 }
 
-static void sleep_ms(long ms) {
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
-
 static int any_populated(const CgroupLayout *l, const char *id) {
         char dir[PATH_MAX];
         int r;
@@ -434,7 +430,7 @@ int cgroup_kill_all(const char *id) {
                         return r;
                 if (waited % 200 == 0)
                         kill_round(l, id);
-                sleep_ms(10);
+                time_sleep_ms(10);
         }
         return -ETIMEDOUT;
 }
@@ -467,7 +463,7 @@ int cgroup_remove(const char *id) {
                                 ret = ret < 0 ? ret : -errno;
                                 break;
                         }
-                        sleep_ms(10);
+                        time_sleep_ms(10);
                 }
         }
         return ret;

@@ -1,6 +1,6 @@
 /* Saved disks (snapshots and forks). A sandbox's whole filesystem state is its disk image
- * (ns-disk.c), so saving it is copying one file: the caller stops the sandbox, this
- * flushes the filesystem and copies the image, sharing blocks (reflink) where the state
+ * (ns-disk.c), so saving it is copying one file, <dest>/disk.img: the caller stops the
+ * sandbox, this flushes the filesystem and copies the image, sharing blocks (reflink) where the state
  * dir's filesystem can and keeping holes everywhere, so the cost is what the sandbox
  * wrote, not its quota.
  *
@@ -17,59 +17,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "basic/copy.h"
 #include "basic/fs-util.h"
 #include "basic/macros.h"
+#include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
 /* Directories nftw keeps open at once. */
 #define SHIFT_OPEN_FDS 32
 
-static int fsync_parent(const char *path) {
-        char dir[PATH_MAX];
-        _cleanup_close_ int fd = -1;
-        char *slash;
-
-        if (snprintf(dir, sizeof(dir), "%s", path) >= (int) sizeof(dir))
-                return -ENAMETOOLONG;
-        slash = strrchr(dir, '/');
-        if (!slash)
-                return -EINVAL;
-        *slash = 0;
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fsync(fd) < 0)
-                return -errno;
-        return 0;
-}
-
-static int copy_to_new(const char *src, const char *dest) {
-        char tmp[PATH_MAX];
-        _cleanup_close_ int in = -1, out = -1;
-        int r;
-
-        if (snprintf(tmp, sizeof(tmp), "%s.tmp", dest) >= (int) sizeof(tmp))
-                return -ENAMETOOLONG;
-        in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (in < 0)
-                return -errno;
-        (void) unlink(tmp);
-        out = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (out < 0)
-                return -errno;
-        r = copy_file_contents(in, out);
-        if (r >= 0 && fsync(out) < 0)
-                r = -errno;
-        if (r >= 0 && rename(tmp, dest) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlink(tmp);
-                return r;
-        }
-        return fsync_parent(dest);
-}
-
 int ns_disk_save(const SandboxPlan *plan, const char *dest, ForgeError *err) {
-        char path[PATH_MAX];
+        char path[PATH_MAX], saved[PATH_MAX];
         _cleanup_close_ int mnt = -1;
         int r;
 
@@ -82,7 +39,9 @@ int ns_disk_save(const SandboxPlan *plan, const char *dest, ForgeError *err) {
                 return forge_error_set(err, errno, "isolator_failed", "cannot flush the sandbox's disk: %m");
         r = path_join(path, sizeof(path), plan->dir, "disk.img");
         if (r >= 0)
-                r = copy_to_new(path, dest);
+                r = path_join(saved, sizeof(saved), dest, "disk.img");
+        if (r >= 0)
+                r = isolator_file_copy(path, saved);
         if (r < 0)
                 return forge_error_set(err, r, "isolator_failed", "cannot copy the sandbox's disk: %s",
                                        strerror(-r));

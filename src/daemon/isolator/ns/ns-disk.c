@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/loop.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +21,14 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "basic/copy.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/macros.h"
+#include "basic/time-util.h"
+#include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
 #define LOOP_ATTACH_TRIES 32
@@ -37,8 +36,6 @@
 /* One inode per 8 KiB: a 1 GiB disk holds 131072 files (node_modules-sized trees fit,
  * an inode bomb still stops). */
 #define BYTES_PER_INODE "8192"
-
-extern char **environ;
 
 static char state_dir_abs[PATH_MAX];
 
@@ -52,10 +49,6 @@ bool ns_disk_is_wanted(const SandboxPlan *plan) {
         return plan->limits.disk_mb > 0;
 }
 
-static void sleep_ms(long ms) {
-        nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
-}
-
 /* 1 if dirfd/name is the root of a mount, 0 if not, -errno (-ENOENT if absent). */
 static int is_mount_root(int dirfd, const char *name) {
         struct statx sx;
@@ -67,48 +60,16 @@ static int is_mount_root(int dirfd, const char *name) {
         return !!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
-static const char *mkfs_path(void) {
-        static const char *const candidates[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"};
-
-        for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
-                if (access(candidates[i], X_OK) >= 0)
-                        return candidates[i];
-        return NULL;
-}
-
-/* forged is multi-threaded: posix_spawn (vfork and exec, no atfork handlers, no locks
- * taken in the child) instead of fork. Every fd forged holds is CLOEXEC; the child's stdio
- * is /dev/null. Reaped here by pid, so libuv's own SIGCHLD handling never sees it. */
 static int mkfs_run(const char *image) {
-        const char *mkfs = mkfs_path();
-        char *const argv[] = {
-                (char *) "mkfs.ext4", (char *) "-q", (char *) "-F",
+        char *const options[] = {
                 /* No blocks reserved for host root: the whole size is the sandbox's. */
                 (char *) "-m", (char *) "0", (char *) "-i", (char *) BYTES_PER_INODE,
                 /* The image is sparse and reads as zeros: nothing to initialize or discard. */
                 (char *) "-E", (char *) "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-                (char *) "-L", (char *) "forge", (char *) image, NULL,
+                (char *) "-L", (char *) "forge", NULL,
         };
-        posix_spawn_file_actions_t actions;
-        int status, r;
-        pid_t pid;
 
-        if (!mkfs)
-                return -ENOENT;
-        r = posix_spawn_file_actions_init(&actions);
-        if (r != 0)
-                return -r;
-        for (int fd = 0; fd < 3 && r == 0; fd++)
-                r = posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd ? O_WRONLY : O_RDONLY, 0);
-        if (r == 0)
-                r = posix_spawn(&pid, mkfs, &actions, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&actions);
-        if (r != 0)
-                return -r;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+        return isolator_mkfs(options, image, 0);
 }
 
 /* A free loop device bound to img_fd with autoclear; returns its fd. Two threads may be
@@ -201,11 +162,11 @@ static int disk_image_make(int dirfd, const SandboxPlan *plan) {
         return r;
 }
 
-/* The image of a saved disk, moved or copied into place, with its files given to this
- * sandbox's uid range. Its size is the saved one (the core keeps limits.disk_mb equal):
- * growing a mounted ext4 needs CAP_SYS_RESOURCE, which forged may not have. */
+/* The image of a saved disk (a snapshot()'s disk.img), moved or copied into place, with
+ * its files given to this sandbox's uid range. Its size is the saved one (the core keeps
+ * limits.disk_mb equal): growing a mounted ext4 needs CAP_SYS_RESOURCE, which forged may
+ * not have. */
 static int disk_image_from(int dirfd, const SandboxPlan *plan) {
-        _cleanup_close_ int src = -1, img = -1;
         char path[PATH_MAX];
         int r;
 
@@ -213,25 +174,13 @@ static int disk_image_from(int dirfd, const SandboxPlan *plan) {
                 (void) ns_disk_release(plan->dir);
         if (unlinkat(dirfd, "disk.img.tmp", 0) < 0 && errno != ENOENT)
                 return -errno;
-        if (plan->disk_from_move) {
-                if (renameat(AT_FDCWD, plan->disk_from, dirfd, "disk.img.tmp") < 0)
-                        return -errno;
-        } else {
-                src = open(plan->disk_from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                if (src < 0)
-                        return -errno;
-                img = openat(dirfd, "disk.img.tmp", O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (img < 0)
-                        return -errno;
-                r = copy_file_contents(src, img);
-                if (r < 0)
-                        return r;
-        }
-        r = disk_mount(dirfd, "disk.img.tmp", plan->id);
+        r = isolator_file_from(plan, "disk.img", dirfd, "disk.img.tmp");
+        if (r >= 0)
+                r = disk_mount(dirfd, "disk.img.tmp", plan->id);
         if (r >= 0)
                 r = path_join(path, sizeof(path), plan->dir, "disk");
-        if (r >= 0 && plan->disk_from_uid_base != plan->uid_base)
-                r = ns_disk_shift_owners(path, plan->disk_from_uid_base, plan->uid_base, plan->uid_count);
+        if (r >= 0 && plan->from_uid_base != plan->uid_base)
+                r = ns_disk_shift_owners(path, plan->from_uid_base, plan->uid_base, plan->uid_count);
         if (r >= 0)
                 r = layers_make(dirfd, plan->uid_base);
         if (r >= 0 && renameat(dirfd, "disk.img.tmp", dirfd, "disk.img") < 0)
@@ -251,7 +200,7 @@ int ns_disk_prepare(const SandboxPlan *plan, ForgeError *err) {
         if (mkdirat(dirfd, "disk", 0755) < 0 && errno != EEXIST)
                 return forge_error_set(err, errno, "isolator_failed", "cannot make the disk mount point: %m");
         if (faccessat(dirfd, "disk.img", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-                r = plan->disk_from ? disk_image_from(dirfd, plan) : disk_image_make(dirfd, plan);
+                r = plan->from_dir ? disk_image_from(dirfd, plan) : disk_image_make(dirfd, plan);
                 if (r < 0)
                         return forge_error_set(err, r, "isolator_failed", "cannot make the sandbox's disk: %s",
                                                strerror(-r));
@@ -268,7 +217,8 @@ int ns_disk_prepare(const SandboxPlan *plan, ForgeError *err) {
 
 /* ---- loop devices, found through sysfs ---- */
 
-/* Calls cb for every bound loop device with its name ("loop3") and backing file. */
+/* Calls cb for every bound loop device with its name ("loop3") and backing file, until
+ * cb returns non-zero (a match, or -errno), which is returned. */
 static int loop_foreach(int (*cb)(const char *name, const char *backing, void *userdata), void *userdata) {
         DIR *d = opendir("/sys/block");
         struct dirent *de;
@@ -276,7 +226,7 @@ static int loop_foreach(int (*cb)(const char *name, const char *backing, void *u
 
         if (!d)
                 return -errno;
-        while (r >= 0 && (de = readdir(d))) {
+        while (r == 0 && (de = readdir(d))) {
                 char path[PATH_MAX], backing[PATH_MAX];
                 size_t len;
 
@@ -336,7 +286,7 @@ static int loop_wait_released(const char *name) {
         for (int waited = 0; waited < LOOP_RELEASE_TIMEOUT_MS; waited += 20) {
                 if (!loop_is_bound(name))
                         return 0;
-                sleep_ms(20);
+                time_sleep_ms(20);
         }
         snprintf(dev, sizeof(dev), "/dev/%s", name);
         _cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);

@@ -108,7 +108,7 @@ int ns_disk_reap_unknown(bool (*known)(const char *id, void *userdata), void *us
 int ns_disk_loop_find(const char *dir, char *ret_name, size_t size);
 
 /* ns-disk-copy.c: saving a sandbox's disk, and fitting a saved one to a new sandbox. */
-/* Flushes <dir>/disk and copies <dir>/disk.img to dest (through dest.tmp, fsynced). */
+/* Flushes <dir>/disk and copies <dir>/disk.img to <dest>/disk.img (fsynced). */
 int ns_disk_save(const SandboxPlan *plan, const char *dest, ForgeError *err);
 /* Gives every file under the mounted disk at path whose uid or gid lies in
  * [from, from + count) the same id in [to, to + count); modes are kept (chown would

@@ -17,12 +17,12 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "basic/fs-util.h"
 #include "basic/macros.h"
+#include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/ns/cgroup.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
@@ -68,26 +68,6 @@ static int open_high(int dirfd, const char *path, int flags, mode_t mode, int *r
         if (fd < 0)
                 return -errno;
         *ret = fd;
-        return fd_move_high(ret);
-}
-
-/* Binds to <dir>/agent.sock through /proc/self/fd, which keeps sun_path short whatever
- * the state dir's length. */
-static int listen_socket_open(int dirfd, int *ret) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        _cleanup_close_ int fd = -1;
-
-        if (unlinkat(dirfd, "agent.sock", 0) < 0 && errno != ENOENT)
-                return -errno;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/agent.sock", dirfd);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        if (fchmodat(dirfd, "agent.sock", 0600, 0) < 0 || listen(fd, 64) < 0)
-                return -errno;
-        *ret = TAKE_FD(fd);
         return fd_move_high(ret);
 }
 
@@ -145,7 +125,9 @@ static int spawn_fds_open(const SandboxPlan *plan, SpawnFds *f) {
 
         r = open_high(AT_FDCWD, plan->dir, O_PATH | O_DIRECTORY, 0, &f->dir);
         if (r >= 0)
-                r = listen_socket_open(f->dir, &f->listen);
+                r = isolator_unix_listen(plan->dir, "agent.sock", &f->listen);
+        if (r >= 0)
+                r = fd_move_high(&f->listen);
         if (r >= 0)
                 r = open_high(AT_FDCWD, plan->agent_path, O_PATH, 0, &f->agent);
         if (r >= 0)

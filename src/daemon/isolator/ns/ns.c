@@ -9,15 +9,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "basic/log.h"
 #include "basic/macros.h"
+#include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/isolator.h"
 #include "daemon/isolator/ns/cgroup.h"
 #include "daemon/isolator/ns/ns-internal.h"
@@ -105,21 +104,7 @@ static int ns_start(const SandboxPlan *plan, ForgeError *err) {
 }
 
 static int ns_connect(const SandboxPlan *plan, int *ret_fd) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        _cleanup_close_ int dirfd = -1, fd = -1;
-
-        dirfd = open(plan->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0)
-                return -errno;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-        /* Through /proc/self/fd: sun_path is short whatever the state dir's length. */
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/agent.sock", dirfd);
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        return isolator_unix_connect(plan->dir, "agent.sock", ret_fd);
 }
 
 static int ns_is_alive(const SandboxPlan *plan) {

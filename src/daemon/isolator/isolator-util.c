@@ -1,0 +1,215 @@
+#include "daemon/isolator/isolator-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "basic/copy.h"
+#include "basic/fs-util.h"
+#include "basic/macros.h"
+
+int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds,
+                         size_t n_pass) {
+        posix_spawn_file_actions_t actions;
+        int high[ISOLATOR_PASS_FDS_MAX], status, r;
+        size_t n_high = 0;
+        pid_t pid;
+
+        if (n_pass > ISOLATOR_PASS_FDS_MAX)
+                return -E2BIG;
+        /* Above every target number first, so no dup2 below overwrites a later source. */
+        for (; n_high < n_pass; n_high++) {
+                high[n_high] = fcntl(pass_fds[n_high], F_DUPFD_CLOEXEC, 3 + (int) n_pass);
+                if (high[n_high] < 0) {
+                        r = -errno;
+                        goto out;
+                }
+        }
+        r = posix_spawn_file_actions_init(&actions);
+        if (r != 0)
+                return -r;
+        r = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        for (int fd = 1; fd < 3 && r == 0; fd++)
+                r = out_fd >= 0 ? posix_spawn_file_actions_adddup2(&actions, out_fd, fd)
+                                : posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0);
+        /* dup2 clears CLOEXEC on the copy: only these fds reach the program. */
+        for (size_t i = 0; i < n_pass && r == 0; i++)
+                r = posix_spawn_file_actions_adddup2(&actions, high[i], 3 + (int) i);
+        if (r == 0)
+                r = posix_spawn(&pid, path, &actions, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&actions);
+        if (r != 0) {
+                r = -r;
+                goto out;
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                        r = -errno;
+                        goto out;
+                }
+        r = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+out:
+        for (size_t i = 0; i < n_high; i++)
+                close(high[i]);
+        return r;
+}
+
+static const char *mkfs_path(void) {
+        static const char *const candidates[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"};
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
+                if (access(candidates[i], X_OK) >= 0)
+                        return candidates[i];
+        return NULL;
+}
+
+int isolator_mkfs(char *const *options, const char *target, int64_t size_mb) {
+        const char *mkfs = mkfs_path();
+        char *argv[24], size[32];
+        size_t n = 0;
+
+        if (!mkfs)
+                return -ENOENT;
+        argv[n++] = (char *) "mkfs.ext4";
+        argv[n++] = (char *) "-q";
+        argv[n++] = (char *) "-F";
+        for (; options && *options; options++) {
+                if (n == ELEMENTSOF(argv) - 3)
+                        return -E2BIG;
+                argv[n++] = *options;
+        }
+        argv[n++] = (char *) target;
+        if (size_mb > 0) {
+                snprintf(size, sizeof(size), "%lldM", (long long) size_mb);
+                argv[n++] = size;
+        }
+        argv[n] = NULL;
+        return isolator_command_run(mkfs, argv, -1, NULL, 0);
+}
+
+/* Through /proc/self/fd: sun_path is short whatever the state dir's length. */
+static int unix_address(int dirfd, const char *name, struct sockaddr_un *sa) {
+        *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+        if (snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", dirfd, name) >=
+            (int) sizeof(sa->sun_path))
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+int isolator_unix_connect(const char *dir, const char *name, int *ret_fd) {
+        _cleanup_close_ int dirfd = -1, fd = -1;
+        struct sockaddr_un sa;
+        int r;
+
+        dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+                return -errno;
+        r = unix_address(dirfd, name, &sa);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int isolator_unix_listen(const char *dir, const char *name, int *ret_fd) {
+        _cleanup_close_ int dirfd = -1, fd = -1;
+        struct sockaddr_un sa;
+        int r;
+
+        dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+                return -errno;
+        r = unix_address(dirfd, name, &sa);
+        if (r < 0)
+                return r;
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        /* Only forged (root) connects; the backlog covers a burst of reconnects. */
+        if (fchmodat(dirfd, name, 0600, 0) < 0 || listen(fd, 64) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int fsync_parent(const char *path) {
+        char dir[PATH_MAX];
+        _cleanup_close_ int fd = -1;
+        char *slash;
+
+        if (snprintf(dir, sizeof(dir), "%s", path) >= (int) sizeof(dir))
+                return -ENAMETOOLONG;
+        slash = strrchr(dir, '/');
+        if (!slash)
+                return -EINVAL;
+        *slash = 0;
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+int isolator_file_copy(const char *src, const char *dest) {
+        char tmp[PATH_MAX];
+        _cleanup_close_ int in = -1, out = -1;
+        int r;
+
+        if (snprintf(tmp, sizeof(tmp), "%s.tmp", dest) >= (int) sizeof(tmp))
+                return -ENAMETOOLONG;
+        in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (in < 0)
+                return -errno;
+        (void) unlink(tmp);
+        out = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+        r = copy_file_contents(in, out);
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, dest) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        return fsync_parent(dest);
+}
+
+int isolator_file_from(const SandboxPlan *plan, const char *name, int dirfd, const char *dest) {
+        _cleanup_close_ int src = -1, out = -1;
+        char path[PATH_MAX];
+        int r;
+
+        r = path_join(path, sizeof(path), plan->from_dir, name);
+        if (r < 0)
+                return r;
+        if (plan->from_move)
+                return renameat(AT_FDCWD, path, dirfd, dest) < 0 ? -errno : 0;
+        src = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (src < 0)
+                return -errno;
+        out = openat(dirfd, dest, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+        r = copy_file_contents(src, out);
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        return r;
+}
