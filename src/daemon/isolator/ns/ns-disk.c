@@ -278,8 +278,22 @@ int ns_disk_loop_find(const char *dir, char *ret_name, size_t size) {
         return loop_foreach(loop_match, &m);
 }
 
+static bool loop_is_autoclear(const char *name) {
+        char path[PATH_MAX], value[8] = "";
+
+        snprintf(path, sizeof(path), "/sys/block/%s/loop/autoclear", name);
+        return read_full_file(path, value, sizeof(value), NULL) >= 0 && value[0] == '1';
+}
+
 /* Waits for autoclear; if something still holds the device, asks the kernel to clear it
- * once the last holder is gone (LOOP_CLR_FD on a busy device just sets autoclear). */
+ * once the last holder is gone (LOOP_CLR_FD on a busy device just sets autoclear).
+ *
+ * By now every process of the sandbox is dead and our own mount is detached. What still
+ * holds the device is a mount namespace made elsewhere on the host while the disk was
+ * mounted (unshare -m, a service's private /tmp, another create's setup child), which has
+ * its own copy of the mount for as long as it lives. The device is set to clear itself
+ * when that copy goes, so the destroy goes on: the image file can be unlinked, and its
+ * space comes back with the last holder. */
 static int loop_wait_released(const char *name) {
         char dev[64];
 
@@ -292,7 +306,13 @@ static int loop_wait_released(const char *name) {
         _cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
         if (fd >= 0)
                 (void) ioctl(fd, LOOP_CLR_FD, 0);
-        return loop_is_bound(name) ? -EBUSY : 0;
+        if (!loop_is_bound(name))
+                return 0;
+        if (!loop_is_autoclear(name))
+                return -EBUSY;
+        log_warn("%s is still held by a mount namespace outside forged; the kernel releases it, "
+                 "and the disk's space, when that namespace drops its copy of the mount", dev);
+        return 0;
 }
 
 /* Detaches every mount of the device "major:minor" in our namespace. */

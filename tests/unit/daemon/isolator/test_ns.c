@@ -1,6 +1,7 @@
 /* The ns isolator against the real kernel: needs root. Checks run from the host side
  * through /proc, mountinfo and the cgroup filesystems, and from the inside through probes
  * that the real agent (FORGE_AGENT_BIN, the sandbox's init) runs over its protocol. */
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/nsfs.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -590,6 +592,42 @@ static void test_disk_reap_unknown(void **state) {
         check_disk_gone(f);
 }
 
+/* A mount namespace made elsewhere while the disk is mounted keeps a copy of the mount:
+ * destroy still succeeds, and the loop device goes once that namespace does. */
+static void test_disk_held_elsewhere(void **state) {
+        Fixture *f = *state;
+        char loop[32] = "", ready;
+        int hold[2], go[2];
+        pid_t holder;
+
+        f->plan.limits.disk_mb = DISK_MB;
+        start_sandbox(f);
+        assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+        holder = fork();
+        assert_true(holder >= 0);
+        if (holder == 0) {
+                close(hold[1]);
+                close(go[0]);
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                        _exit(1);
+                (void) !write(go[1], "x", 1);
+                (void) !read(hold[0], &ready, 1); /* until the test closes its end */
+                _exit(0);
+        }
+        close(hold[0]);
+        close(go[1]);
+        assert_int_equal(read(go[0], &ready, 1), 1);
+        close(go[0]);
+
+        assert_int_equal(isolator_ns.destroy(&f->plan), 0);
+        assert_false(host_has_mount_under(f->dir));
+        assert_int_equal(ns_disk_loop_find(f->dir, loop, sizeof(loop)), 1); /* the copy holds it */
+        close(hold[1]);
+        assert_int_equal(waitpid(holder, NULL, 0), holder);
+        check_disk_gone(f);
+}
+
 static void test_available(void **state) {
         ForgeError err = {0};
 
@@ -779,6 +817,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hardening, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_disk_quota, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_disk_reap_unknown, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_disk_held_elsewhere, fixture_setup, fixture_teardown),
         };
         if (geteuid() != 0) {
                 fprintf(stderr, "test_ns needs root; skipping\n");
