@@ -81,8 +81,7 @@ void manager_free(Manager *m) {
         free(m->sandboxes);
         if (m->default_isolator)
                 m->default_isolator->fini();
-        json_decref(m->host_image);
-        free(m->host_rootfs);
+        images_free(m);
         free(m->state_dir);
         free(m->sandboxes_dir);
         free(m->trash_dir);
