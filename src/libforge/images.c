@@ -38,7 +38,9 @@ static int image_from_json(json_t *j, ForgeImage *ret, ForgeClientError *err) {
         r = r < 0 ? r : forge__json_strdup(j, "created", &img.created);
         if (json_is_integer(json_object_get(j, "size")))
                 img.size = json_integer_value(json_object_get(j, "size"));
-        json_object_foreach(json_object_get(j, "runtimes"), key, v) len += strlen(key) + 1;
+        json_object_foreach(json_object_get(j, "runtimes"), key, v) {
+                len += strlen(key) + 1;
+        }
         img.runtimes = calloc(1, len + 1);
         img.json = json_dumps(j, JSON_COMPACT);
         if (r < 0 || !img.runtimes || !img.json) {

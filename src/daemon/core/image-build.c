@@ -170,7 +170,7 @@ static const struct {
 
 static void build_line(ImageBuild *b, const char *line) {
         snprintf(b->message, sizeof(b->message), "%s", line);
-        if (strncmp(line, "E: ", 3) == 0)
+        if (strncmp(line, "E: ", 3) == 0 || strncmp(line, "dpkg: error", 11) == 0)
                 snprintf(b->error_line, sizeof(b->error_line), "%s", line + 3);
         for (size_t i = 0; i < ELEMENTSOF(phase_lines); i++)
                 if (strncmp(line, phase_lines[i].prefix, strlen(phase_lines[i].prefix)) == 0) {
@@ -318,9 +318,7 @@ static void after_finish(uv_work_t *w, int status) {
         build_unref(b);
 }
 
-static void on_debootstrap_done(ImageBuild *b, int64_t status) {
-        if (status != 0)
-                return build_fail(b, EIO, "debootstrap", b->error_line[0] ? b->error_line : b->message);
+static void step_finish(ImageBuild *b) {
         build_set_phase(b, "finish");
         b->finish_work.data = b;
         b->refs++;
@@ -330,43 +328,90 @@ static void on_debootstrap_done(ImageBuild *b, int64_t status) {
         }
 }
 
-static void step_debootstrap(ImageBuild *b) {
-        _cleanup_free_ char *include = NULL, *cache = NULL;
-        size_t len = 0, i;
+static void on_install_done(ImageBuild *b, int64_t status) {
+        if (status != 0)
+                return build_fail(b, EIO, "apt-get", b->error_line[0] ? b->error_line : b->message);
+        step_finish(b);
+}
+
+/* The packages of derived recipes, with apt's resolver, inside the new root: chrooted
+ * in a private mount namespace holding its /proc and the shared package caches. */
+static const char install_script[] =
+        "set -e\n"
+        "root=$1 archives=$2 lists=$3\n"
+        "shift 3\n"
+        "mount -t proc proc \"$root/proc\"\n"
+        "[ -c \"$root/dev/null\" ] || { : > \"$root/dev/null\"; mount --bind /dev/null \"$root/dev/null\"; }\n"
+        "mount --bind \"$archives\" \"$root/var/cache/apt/archives\"\n"
+        "mount --bind \"$lists\" \"$root/var/lib/apt/lists\"\n"
+        "chroot \"$root\" apt-get -q update\n"
+        "chroot \"$root\" env DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends install \"$@\"\n";
+
+static void step_install(ImageBuild *b) {
+        size_t n = json_array_size(b->recipe.packages), i;
+        _cleanup_free_ char **argv = calloc(n + 17, sizeof(char *));
         json_t *v;
         int r;
 
-        json_array_foreach(b->recipe.packages, i, v) len += strlen(json_string_value(v)) + 1;
-        include = calloc(1, len + sizeof("--include="));
-        r = include && asprintf(&cache, "--cache-dir=%s", IMAGE_PACKAGE_CACHE) >= 0 ? 0 : -ENOMEM;
-        if (r < 0)
-                return build_fail(b, ENOMEM, "debootstrap", "out of memory");
-        strcpy(include, "--include=");
+        if (!argv)
+                return build_fail(b, ENOMEM, "apt-get", "out of memory");
+        memcpy(argv,
+               (char *[]){"setpriv", "--pdeathsig", "KILL", "--", "unshare", "--fork", "--kill-child", "--mount",
+                          "--propagation", "private", "--", "sh", "-c", (char *) install_script, "sh", b->root,
+                          (char *) IMAGE_PACKAGE_CACHE, (char *) IMAGE_LISTS_CACHE},
+               18 * sizeof(char *));
         json_array_foreach(b->recipe.packages, i, v) {
-                if (i > 0)
-                        strcat(include, ",");
-                strcat(include, json_string_value(v));
+                argv[18 + i] = (char *) json_string_value(v);
         }
+        b->message[0] = b->error_line[0] = 0;
+        build_set_phase(b, "resolve");
+        r = mkdir_p(IMAGE_LISTS_CACHE "/partial", 0755);
+        if (r >= 0)
+                r = build_step_run(b, argv, on_install_done);
+        if (r < 0)
+                build_fail(b, -r, "cannot start apt-get", strerror(-r));
+}
+
+static void on_debootstrap_done(ImageBuild *b, int64_t status) {
+        if (status != 0)
+                return build_fail(b, EIO, "debootstrap", b->error_line[0] ? b->error_line : b->message);
+        if (json_array_size(b->recipe.packages) > 0)
+                return step_install(b);
+        step_finish(b);
+}
+
+/* "--include=a,b,c" */
+static char *include_option(json_t *packages) {
+        size_t len = sizeof("--include="), i;
+        char *s;
+        json_t *v;
+
+        json_array_foreach(packages, i, v) {
+                len += strlen(json_string_value(v)) + 1;
+        }
+        s = malloc(len);
+        if (!s)
+                return NULL;
+        strcpy(s, "--include=");
+        json_array_foreach(packages, i, v) {
+                if (i > 0)
+                        strcat(s, ",");
+                strcat(s, json_string_value(v));
+        }
+        return s;
+}
+
+static void step_debootstrap(ImageBuild *b) {
+        _cleanup_free_ char *include = include_option(b->recipe.bootstrap), *cache = NULL;
+        int r;
+
+        if (!include || asprintf(&cache, "--cache-dir=%s", IMAGE_PACKAGE_CACHE) < 0)
+                return build_fail(b, ENOMEM, "debootstrap", "out of memory");
         /* pdeathsig and --kill-child: if forged dies, debootstrap goes with it. */
-        char *argv[] = {"setpriv",
-                        "--pdeathsig",
-                        "KILL",
-                        "--",
-                        "unshare",
-                        "--fork",
-                        "--kill-child",
-                        "--mount",
-                        "--propagation",
-                        "private",
-                        "--",
-                        "debootstrap",
-                        "--variant=minbase",
-                        include,
-                        cache,
-                        b->suite,
-                        b->root,
-                        b->mirror,
-                        NULL};
+        char *argv[] = {"setpriv",      "--pdeathsig", "KILL",          "--",      "unshare",
+                        "--fork",       "--kill-child", "--mount",      "--propagation", "private",
+                        "--",           "debootstrap", "--variant=minbase", include, cache,
+                        b->suite,       b->root,       b->mirror,       NULL};
         b->message[0] = 0;
         build_set_phase(b, "resolve");
         r = mkdir_p(IMAGE_PACKAGE_CACHE, 0755);

@@ -1,8 +1,10 @@
 /* Building an image from its recipe (core/image-recipe.h) on the loop: find the host's
  * Debian mirror and suite (`apt-get indextargets`, apt's own reading of its sources),
- * debootstrap the root with the recipe's packages into a fresh directory under
- * $STATE/images (in a private mount namespace, so the /proc and /dev it mounts vanish
- * with it), clean apt's caches, write image.json and move it into place.
+ * debootstrap the root recipe's packages into a fresh directory under $STATE/images (in
+ * a private mount namespace, so the /proc and /dev it mounts vanish with it), install the
+ * derived recipes' packages with apt-get chrooted in the new root (apt's resolver handles
+ * what debootstrap's cannot, such as npm's virtual packages), clean apt's caches, write
+ * image.json and move it into place.
  *
  * Downloaded packages are kept in IMAGE_PACKAGE_CACHE, shared by every build on the host
  * (debootstrap --cache-dir), so a second build downloads nothing it already has. */
@@ -15,6 +17,7 @@
 #include "daemon/core/manager.h"
 
 #define IMAGE_PACKAGE_CACHE "/var/cache/forge/debs"
+#define IMAGE_LISTS_CACHE "/var/cache/forge/lists" /* apt's package lists, for derived recipes */
 
 typedef struct ImageBuild ImageBuild;
 

@@ -51,7 +51,10 @@ static bool string_in(json_t *array, const char *s) {
         size_t i;
         json_t *v;
 
-        json_array_foreach(array, i, v) if (strcmp(json_string_value(v), s) == 0) return true;
+        json_array_foreach(array, i, v) {
+                if (strcmp(json_string_value(v), s) == 0)
+                        return true;
+        }
         return false;
 }
 
@@ -79,17 +82,16 @@ static int recipe_check(const char *name, json_t *j, ForgeError *err) {
         if (!json_is_array(json_object_get(j, "packages")))
                 return forge_error_set(err, EINVAL, "invalid_recipe", "recipe '%s' needs a 'packages' array",
                                        name);
-        json_array_foreach(json_object_get(j, "packages"), i, v) if (
-                !json_is_string(v) ||
-                !package_name_is_valid(json_string_value(
-                        v))) return forge_error_set(err, EINVAL, "invalid_recipe",
-                                                    "recipe '%s': packages must be Debian package names",
-                                                    name);
-        json_object_foreach(json_object_get(j, "runtimes"), key,
-                            v) if (!json_is_string(v)) return forge_error_set(err, EINVAL, "invalid_recipe",
-                                                                              "recipe '%s': runtime '%s' "
-                                                                              "must name an interpreter",
-                                                                              name, key);
+        json_array_foreach(json_object_get(j, "packages"), i, v) {
+                if (!json_is_string(v) || !package_name_is_valid(json_string_value(v)))
+                        return forge_error_set(err, EINVAL, "invalid_recipe",
+                                               "recipe '%s': packages must be Debian package names", name);
+        }
+        json_object_foreach(json_object_get(j, "runtimes"), key, v) {
+                if (!json_is_string(v))
+                        return forge_error_set(err, EINVAL, "invalid_recipe",
+                                               "recipe '%s': runtime '%s' must name an interpreter", name, key);
+        }
         if (json_object_get(j, "runtimes") && !json_is_object(json_object_get(j, "runtimes")))
                 return forge_error_set(err, EINVAL, "invalid_recipe",
                                        "recipe '%s': 'runtimes' must be an object", name);
@@ -124,15 +126,18 @@ static json_t *recipe_read(const char *dir, const char *name, ForgeError *err) {
         return j;
 }
 
-/* Folds parent (already folded) and child: packages appended, runtimes merged, the
- * child's other fields win. */
-static int recipe_fold(ImageRecipe *r, json_t *child) {
+/* Folds parent (already folded) and child: packages appended (to bootstrap for the root
+ * recipe), runtimes merged, the child's other fields win. */
+static int recipe_fold(ImageRecipe *r, json_t *child, bool is_root) {
+        json_t *to = is_root ? r->bootstrap : r->packages;
         size_t i;
         json_t *v;
 
-        json_array_foreach(json_object_get(child, "packages"), i,
-                           v) if (!string_in(r->packages, json_string_value(v)) &&
-                                  json_array_append(r->packages, v) < 0) return -ENOMEM;
+        json_array_foreach(json_object_get(child, "packages"), i, v) {
+                const char *name = json_string_value(v);
+                if (!string_in(r->bootstrap, name) && !string_in(r->packages, name) && json_array_append(to, v) < 0)
+                        return -ENOMEM;
+        }
         if (json_object_update(json_object_get(r->meta, "runtimes"), json_object_get(child, "runtimes")) < 0)
                 return -ENOMEM;
         for (const char *const *f = (const char *const[]){"description", "shell", "user", "workdir", NULL};
@@ -164,13 +169,16 @@ int image_recipe_load(const char *dir, const char *name, ImageRecipe *ret, Forge
                 }
                 cur = json_string_value(json_object_get(chain[n++], "parent"));
         }
-        *ret = (ImageRecipe){.packages = json_array(),
+        *ret = (ImageRecipe){.bootstrap = json_array(),
+                             .packages = json_array(),
                              .meta = json_pack("{s:s, s:{}, s:s, s:s, s:s}", "name", name, "runtimes",
                                                "shell", "/bin/sh", "user", "root", "workdir", "/root")};
-        if (!ret->packages || !ret->meta)
+        if (!ret->bootstrap || !ret->packages || !ret->meta)
                 r = -ENOMEM;
-        while (r >= 0 && n > 0)
-                r = recipe_fold(ret, chain[--n]);
+        for (size_t root = n; r >= 0 && n > 0;) {
+                n--;
+                r = recipe_fold(ret, chain[n], n == root - 1);
+        }
         if (r < 0) {
                 image_recipe_done(ret);
                 forge_error_set(err, -r, "internal", "out of memory");
@@ -182,6 +190,7 @@ out:
 }
 
 void image_recipe_done(ImageRecipe *r) {
+        json_decref(r->bootstrap);
         json_decref(r->packages);
         json_decref(r->meta);
         *r = (ImageRecipe){};

@@ -10,7 +10,8 @@
 #define IMAGE_RECIPE_DEPTH_MAX 8
 
 typedef struct ImageRecipe {
-        json_t *packages; /* array of package names, the parents' first, no duplicates */
+        json_t *bootstrap; /* the root recipe's packages: debootstrap installs them */
+        json_t *packages;  /* its descendants' (no duplicates): apt-get installs them after */
         json_t *meta;     /* the image.json to be: name, description, runtimes, shell, user, workdir */
 } ImageRecipe;
 

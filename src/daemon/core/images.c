@@ -298,12 +298,6 @@ static Sandbox *image_user(Manager *m, const char *name, size_t *ret_count) {
         return first;
 }
 
-bool images_is_in_use(Manager *m, const char *name) {
-        size_t n;
-
-        return image_user(m, name, &n) != NULL;
-}
-
 static ssize_t claim_index(Manager *m, const char *name) {
         for (size_t i = 0; i < m->images->n_claimed; i++)
                 if (strcmp(m->images->claimed[i], name) == 0)

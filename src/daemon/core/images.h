@@ -42,8 +42,6 @@ void images_plan(Manager *m, const char *image, SandboxPlan *plan);
 /* Every image's image.json (a new array, sorted by name), and one (a new reference). */
 json_t *images_list_json(Manager *m);
 json_t *images_get_json(Manager *m, const char *name);
-/* A sandbox record names it (any state): the image must stay. */
-bool images_is_in_use(Manager *m, const char *name);
 
 /* Claims `name` for a build or an import: refuses `host`, an existing image
  * (image_exists) and one already being made (image_busy). On success *ret_dir is a fresh

@@ -56,11 +56,13 @@ static void test_recipe_folds_parents(void **state) {
                      "{\"parent\":\"base\",\"packages\":[\"python3\",\"bash\"],\"runtimes\":{\"python\":"
                      "\"python3\"},\"workdir\":\"/work\"}");
         assert_int_equal(image_recipe_load(tmpdir, "py", &r, &err), 0);
-        char *pk = json_dumps(r.packages, JSON_COMPACT),
+        char *boot = json_dumps(r.bootstrap, JSON_COMPACT), *pk = json_dumps(r.packages, JSON_COMPACT),
              *meta = json_dumps(r.meta, JSON_COMPACT | JSON_SORT_KEYS);
-        assert_string_equal(pk, "[\"bash\",\"ca-certificates\",\"python3\"]");
+        assert_string_equal(boot, "[\"bash\",\"ca-certificates\"]");
+        assert_string_equal(pk, "[\"python3\"]");
         assert_string_equal(meta, "{\"name\":\"py\",\"runtimes\":{\"python\":\"python3\",\"sh\":\"sh\"},"
                                   "\"shell\":\"/bin/bash\",\"user\":\"root\",\"workdir\":\"/work\"}");
+        free(boot);
         free(pk);
         free(meta);
         image_recipe_done(&r);
