@@ -166,12 +166,17 @@ static const struct {
         {"I: Retrieving", "download"}, {"I: Validating", "download"}, {"I: Checking", "resolve"},
         {"I: Resolving", "resolve"},   {"I: Found", "resolve"},       {"I: Extracting", "extract"},
         {"I: Installing", "install"},  {"I: Unpacking", "install"},   {"I: Configuring", "install"},
+        /* apt-get, installing the packages of derived recipes */
+        {"Reading package lists", "resolve"}, {"Get:", "download"}, {"Unpacking ", "install"},
+        {"Setting up ", "install"},
 };
 
 static void build_line(ImageBuild *b, const char *line) {
         snprintf(b->message, sizeof(b->message), "%s", line);
-        if (strncmp(line, "E: ", 3) == 0 || strncmp(line, "dpkg: error", 11) == 0)
+        if (strncmp(line, "E: ", 3) == 0)
                 snprintf(b->error_line, sizeof(b->error_line), "%s", line + 3);
+        else if (strncmp(line, "dpkg: error", 11) == 0)
+                snprintf(b->error_line, sizeof(b->error_line), "%s", line);
         for (size_t i = 0; i < ELEMENTSOF(phase_lines); i++)
                 if (strncmp(line, phase_lines[i].prefix, strlen(phase_lines[i].prefix)) == 0) {
                         build_set_phase(b, phase_lines[i].phase);
@@ -349,7 +354,7 @@ static const char install_script[] =
 
 static void step_install(ImageBuild *b) {
         size_t n = json_array_size(b->recipe.packages), i;
-        _cleanup_free_ char **argv = calloc(n + 17, sizeof(char *));
+        _cleanup_free_ char **argv = calloc(18 + n + 1, sizeof(char *)); /* the fixed part, packages, NULL */
         json_t *v;
         int r;
 
