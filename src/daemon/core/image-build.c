@@ -349,6 +349,10 @@ static const char install_script[] =
         "[ -c \"$root/dev/null\" ] || { : > \"$root/dev/null\"; mount --bind /dev/null \"$root/dev/null\"; }\n"
         "mount --bind \"$archives\" \"$root/var/cache/apt/archives\"\n"
         "mount --bind \"$lists\" \"$root/var/lib/apt/lists\"\n"
+        /* apt fails at once on a held lock: builds at the same time (in any forged) take
+         * turns with the shared caches. */
+        "exec 9>\"$lists.lock\"\n"
+        "flock 9\n"
         "chroot \"$root\" apt-get -q update\n"
         "chroot \"$root\" env DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends install \"$@\"\n";
 
