@@ -55,6 +55,8 @@ static void check_request(const ProtoRequest *req) {
                 check_string(req->path);
         if (req->path2)
                 check_string(req->path2);
+        if (req->meta && strlen(req->meta) > PROTO_MAX_META)
+                abort();
         switch (req->op) {
         case PROTO_OP_SPAWN:
                 if (!req->argv)
@@ -77,7 +79,13 @@ static void check_request(const ProtoRequest *req) {
                 if (!req->path || !req->path2)
                         abort();
                 break;
+        case PROTO_OP_PROC_ADOPT:
+                if (req->pid < 1 || req->pid > INT32_MAX)
+                        abort();
+                break;
         }
+        if (req->retain < 0 || req->retain > 1 || req->offset[0] < 0 || req->offset[1] < 0)
+                abort();
         if (req->mode > 07777 || req->mode < -1 || req->stdin_open < 0 || req->stdin_open > 1 ||
             req->timeout_ms < 0 || req->pty_rows < 0 || req->pty_rows > UINT16_MAX || req->uid < -1 ||
             req->gid < -1 || req->uid > (int64_t) UINT32_MAX - 1 || req->gid > (int64_t) UINT32_MAX - 1)
@@ -86,7 +94,7 @@ static void check_request(const ProtoRequest *req) {
 
 /* A failed decode keeps the ids and nothing else. */
 static void check_request_failed(const ProtoRequest *req) {
-        if (req->argv || req->env || req->cwd || req->path || req->path2 || req->n_argv || req->n_env)
+        if (req->argv || req->env || req->cwd || req->path || req->path2 || req->meta || req->n_argv || req->n_env)
                 abort();
 }
 
@@ -124,6 +132,12 @@ static void check_round_trip(const ProtoRequest *req) {
         put_int_if(&b, PROTO_TAG_MAX_SIZE, req->max_size, -1);
         put_int_if(&b, PROTO_TAG_PARENTS, req->parents, 0);
         put_int_if(&b, PROTO_TAG_RECURSIVE, req->recursive, 0);
+        put_int_if(&b, PROTO_TAG_RETAIN, req->retain, 0);
+        put_int_if(&b, PROTO_TAG_PID, req->pid, -1);
+        put_int_if(&b, PROTO_TAG_STDOUT_OFFSET, req->offset[0], 0);
+        put_int_if(&b, PROTO_TAG_STDERR_OFFSET, req->offset[1], 0);
+        if (req->meta)
+                proto_buf_put_str(&b, PROTO_TAG_META, req->meta);
         /* RESIZE needs both even when 0. */
         if (req->op == PROTO_OP_RESIZE || req->pty_rows || req->pty_cols) {
                 proto_buf_put_int(&b, PROTO_TAG_PTY_ROWS, req->pty_rows);
@@ -142,7 +156,9 @@ static void check_round_trip(const ProtoRequest *req) {
             again.n_env != req->n_env || again.uid != req->uid || again.gid != req->gid ||
             again.mode != req->mode || again.max_size != req->max_size ||
             again.timeout_ms != req->timeout_ms || again.signal != req->signal ||
-            again.channel != req->channel || (req->path && strcmp(again.path, req->path) != 0) ||
+            again.channel != req->channel || again.retain != req->retain || again.pid != req->pid ||
+            again.offset[0] != req->offset[0] || again.offset[1] != req->offset[1] ||
+            (req->meta && strcmp(again.meta, req->meta) != 0) || (req->path && strcmp(again.path, req->path) != 0) ||
             (req->cwd && strcmp(again.cwd, req->cwd) != 0))
                 abort();
         for (size_t i = 0; i < req->n_argv; i++)

@@ -55,6 +55,16 @@ static void check_response(const ProtoResponse *resp) {
         check_stat(&resp->stat, false);
         for (size_t i = 0; i < resp->n_entries; i++)
                 check_stat(&resp->entries[i], true);
+        if ((resp->n_procs > 0) != (resp->proc_list != NULL) || resp->n_procs > PROTO_MAX_ENTRIES)
+                abort();
+        for (size_t i = 0; i < resp->n_procs; i++) {
+                const ProtoProc *p = &resp->proc_list[i];
+                if (p->pid <= 0 || p->start[0] > p->end[0] || p->start[1] > p->end[1] ||
+                    (p->exited && (p->exit.exit_code < 0) == (p->exit.signal == 0)))
+                        abort();
+                if (p->meta)
+                        sink += strlen(p->meta);
+        }
 }
 
 static void check_exit(const ProtoExit *ex) {

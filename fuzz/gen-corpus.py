@@ -15,12 +15,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # ---- the agent protocol (src/proto/proto.h) ----
 HELLO, REQUEST, RESPONSE, DATA, EOF, CREDIT, EVENT = 1, 2, 3, 4, 5, 6, 7
 OP = dict(SPAWN=1, SIGNAL=2, RESIZE=3, FILE_READ=4, FILE_WRITE=5, STAT=6, LIST=7, MKDIR=8,
-          REMOVE=9, RENAME=10, USAGE=11, PING=12, SHUTDOWN=13)
+          REMOVE=9, RENAME=10, USAGE=11, PING=12, SHUTDOWN=13, PROCS_LIST=14, PROC_ADOPT=15)
 TAG = dict(VERSION=1, FEATURE=2, ARGV=3, ENV=4, CWD=5, CHANNEL=6, UID=7, GID=8, STDIN=9,
            TIMEOUT_MS=10, PTY_ROWS=11, PTY_COLS=12, SIGNAL=13, PID=14, PATH=15, PATH2=16,
            MODE=17, SIZE=18, MAX_SIZE=19, MTIME_NS=20, TYPE=21, NAME=22, ENTRY=23, PARENTS=24,
            RECURSIVE=25, EXIT_CODE=26, TIMED_OUT=27, CPU_USEC=28, MAX_RSS_KB=29, PROCS=30,
-           MESSAGE=31, LINK_TARGET=32, UID_OWNER=33, GID_OWNER=34)
+           MESSAGE=31, LINK_TARGET=32, UID_OWNER=33, GID_OWNER=34, RETAIN=35, META=36, PROC=37,
+           STDOUT_OFFSET=38, STDERR_OFFSET=39, STDOUT_END=40, STDERR_END=41)
 
 
 def tlv(tag, value):
@@ -76,7 +77,20 @@ REQUESTS = {
     "usage": request(11, "USAGE"),
     "ping": request(12, "PING"),
     "unknown-op": request(13, "SHUTDOWN") + tlv("MESSAGE", "ignored"),
+    "spawn-retained": request(14, "SPAWN", ("ARGV", "sleep"), ("ARGV", "9"), ("CHANNEL", 4), ("RETAIN", 1),
+                              ("META", '{"argv":["sleep","9"]}')),
+    "procs-list": request(15, "PROCS_LIST"),
+    "adopt": request(16, "PROC_ADOPT", ("PID", 42), ("CHANNEL", 5), ("STDOUT_OFFSET", 10),
+                     ("STDERR_OFFSET", 0)),
 }
+
+
+def proc_entry(pid, code=None, signal=None):
+    out = tlv("PID", pid) + tlv("META", "{}") + tlv("STDIN", 1)
+    out += tlv("STDOUT_OFFSET", 0) + tlv("STDOUT_END", 7) + tlv("STDERR_OFFSET", 2) + tlv("STDERR_END", 2)
+    if code is not None or signal is not None:
+        out += exit_event(code, signal)[2:] + tlv("TIMED_OUT", 0)
+    return tlv("PROC", out)
 
 
 def agent_seeds():
@@ -103,6 +117,9 @@ def host_seeds():
         "raw-error": b"\x00" + response(1, -2, tlv("MESSAGE", "no such file")),
         "raw-usage": b"\x00" + response(1, 0, tlv("CPU_USEC", 1), tlv("MAX_RSS_KB", 2), tlv("PROCS", 3)),
         "raw-spawned": b"\x00" + response(1, 0, tlv("PID", 42)),
+        "raw-procs": b"\x00" + response(1, 0, proc_entry(42), proc_entry(43, code=3), proc_entry(44, signal=9)),
+        "raw-adopted": b"\x00" + response(1, 0, tlv("STDOUT_OFFSET", 1), tlv("STDERR_OFFSET", 2),
+                                           tlv("STDOUT_END", 3), tlv("STDERR_END", 4)),
         "raw-exit": b"\x01" + exit_event(code=0),
         "raw-exit-signal": b"\x01" + exit_event(signal=9),
         "raw-hello": b"\x02" + HELLO_PAYLOAD,

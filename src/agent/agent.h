@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "basic/ring.h"
 #include "proto/proto.h"
 
 /* Above the soft mark the agent stops reading process output and files, so data waits in
@@ -22,6 +23,10 @@
  * so when the main process exits its last output may not be readable yet: the agent
  * keeps reading this long before it counts what the host is still owed. */
 #define AGENT_PTY_SETTLE_MS 100
+/* A retained process keeps the newest this many bytes of stdout and of stderr (as forged
+ * does), and the agent keeps this many finished retained processes, newest first. */
+#define AGENT_RING_BYTES (1024 * 1024)
+#define AGENT_KEEP_FINISHED 256
 
 typedef struct OutChunk {
         struct OutChunk *next;
@@ -50,17 +55,20 @@ typedef struct ProcStream {
         int fd;
         uint64_t credit;
         int64_t drain_left; /* after the main exit: bytes still owed to the host; -1 before */
-        bool eof_sent;
+        bool ended;   /* no more bytes for the host (EOF sent, if it was attached) */
         bool discard; /* read and drop: host gone, or the stream ended for the host */
+        Ring ring;    /* a retained process's output, whether or not a host is attached */
 } ProcStream;
 
 typedef struct Proc {
         struct Proc *next;
         uint32_t channel;
         pid_t pid, shepherd;
-        bool attached;  /* started on the current connection, so its events are reported */
+        bool attached;  /* started or adopted on the current connection: its events are reported */
+        bool retain;    /* kept across connections until adopted again (SPAWN's RETAIN) */
+        char *meta;     /* the host's META, kept verbatim for PROCS_LIST */
         bool exited;    /* the main process ended (report received or synthesized) */
-        bool exit_sent; /* EXIT sent, or never to be sent; the channel is free again */
+        bool exit_sent; /* EXIT sent on this attachment, or never to be sent; the channel is free again */
         bool shepherd_reaped;
         bool timed_out;
         int64_t deadline_ms; /* monotonic; 0 = none */
@@ -161,11 +169,26 @@ void proc_stdin_flush(Agent *a, Proc *p);
 void proc_add_credit(Proc *p, int stream, uint32_t n);
 void proc_kill_tree(Proc *p);
 void proc_detach(Proc *p);
+/* The host connection is gone: a retained process keeps its output in its rings until it
+ * is adopted again; any other is detached. */
+void proc_release(Proc *p);
+/* Whether the loop should poll the stream for reading now. */
+bool proc_stream_wants_read(const Agent *a, const Proc *p, int stream);
+void proc_free(Proc *p);
+/* The main process ended and both streams ended for the host. */
+bool proc_is_finished(const Proc *p);
+void proc_send_data(Agent *a, Proc *p, int stream, const uint8_t *data, size_t n);
+void proc_send_exit(Agent *a, Proc *p);
+
+/* retain.c */
+void retained_forget_pid(Agent *a, Proc *fresh);
 /* Timeout and PTY settling; returns the next deadline (monotonic ms), 0 if none. */
 int64_t proc_check_timers(Agent *a, Proc *p, int64_t now);
 void agent_gc_procs(Agent *a);
 int agent_op_signal(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
 int agent_op_resize(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
+int agent_op_procs_list(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
+int agent_op_proc_adopt(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
 
 /* tree.c */
 /* SIGKILLs every child of the caller; returns how many it found, or -errno. */

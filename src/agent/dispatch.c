@@ -45,6 +45,8 @@ static const AgentHandler handlers[_PROTO_OP_MAX] = {
         [PROTO_OP_USAGE] = op_usage,
         [PROTO_OP_PING] = op_ping,
         [PROTO_OP_SHUTDOWN] = op_shutdown,
+        [PROTO_OP_PROCS_LIST] = agent_op_procs_list,
+        [PROTO_OP_PROC_ADOPT] = agent_op_proc_adopt,
 };
 
 void agent_respond(Agent *a, uint32_t req_id, int status, const ProtoBuf *fields, const char *msg) {
@@ -72,6 +74,7 @@ void agent_send_hello(Agent *a) {
         proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_FILES);
         proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_USAGE);
         proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_PTY);
+        proto_buf_put_str(&b, PROTO_TAG_FEATURE, PROTO_FEATURE_RETAIN);
         agent_send(a, &b);
 }
 

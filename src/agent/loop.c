@@ -57,9 +57,9 @@ static void agent_drop_conn(Agent *a) {
                 return;
         conn_free(a->conn);
         a->conn = NULL;
-        /* Processes keep running; nobody is listening to them any more. */
+        /* Processes keep running; retained ones keep their output for the next host. */
         for (Proc *p = a->procs; p; p = p->next)
-                proc_detach(p);
+                proc_release(p);
         while (a->transfers)
                 transfer_free(a, a->transfers);
         log_info("host connection closed");
@@ -129,17 +129,10 @@ static int pollset_add(PollSet *ps, int fd, short events, PollKind kind, Proc *p
         return 0;
 }
 
-static bool stream_wants_read(const Agent *a, const Proc *p, int s) {
-        const ProcStream *st = &p->out[s];
-        if (st->fd < 0)
-                return false;
-        return st->discard || (st->credit > 0 && st->drain_left != 0 && agent_can_produce(a));
-}
-
 static int pollset_add_proc(PollSet *ps, Agent *a, Proc *p) {
         int r = 0;
         for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR && r >= 0; s++)
-                if (stream_wants_read(a, p, s))
+                if (proc_stream_wants_read(a, p, s))
                         r = pollset_add(ps, p->out[s].fd, POLLIN, POLL_OUTPUT, p, s);
         if (r >= 0 && p->report_fd >= 0)
                 r = pollset_add(ps, p->report_fd, POLLIN, POLL_REPORT, p, 0);

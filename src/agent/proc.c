@@ -38,7 +38,7 @@ static void stdin_close(Proc *p) {
         p->stdin_len = 0;
 }
 
-static void proc_send_exit(Agent *a, Proc *p) {
+void proc_send_exit(Agent *a, Proc *p) {
         ProtoBuf b = {};
         int st = p->report.status;
 
@@ -53,17 +53,20 @@ static void proc_send_exit(Agent *a, Proc *p) {
         agent_send(a, &b);
 }
 
+bool proc_is_finished(const Proc *p) {
+        return p->exited && p->out[PROTO_STREAM_STDOUT].ended && p->out[PROTO_STREAM_STDERR].ended;
+}
+
 static void proc_maybe_send_exit(Agent *a, Proc *p) {
-        if (!p->exited || p->exit_sent)
-                return;
-        if (!p->out[PROTO_STREAM_STDOUT].eof_sent || !p->out[PROTO_STREAM_STDERR].eof_sent)
+        if (!proc_is_finished(p) || p->exit_sent)
                 return;
         if (p->attached)
                 proc_send_exit(a, p);
-        p->exit_sent = true;
         p->settle_ms = 0;
         stdin_close(p);
         close_fd(&p->pty_fd);
+        /* A retained process without a host keeps its EXIT for the one that adopts it. */
+        p->exit_sent = p->attached || !p->retain;
 }
 
 /* The host gets EOF; whatever still comes through the pipe (background processes) is
@@ -71,10 +74,12 @@ static void proc_maybe_send_exit(Agent *a, Proc *p) {
 static void stream_finish(Agent *a, Proc *p, int s, bool closed) {
         ProcStream *st = &p->out[s];
 
-        if (!st->eof_sent && p->attached)
+        if (!st->ended && p->attached)
                 agent_send_empty(a, PROTO_EOF, p->channel, (uint8_t) s);
-        st->eof_sent = true;
+        st->ended = true;
         st->discard = true;
+        if (p->retain)
+                ring_shrink(&st->ring);
         if (closed)
                 close_fd(&st->fd);
         proc_maybe_send_exit(a, p);
@@ -86,6 +91,22 @@ static void stream_discard(ProcStream *st) {
                 close_fd(&st->fd);
 }
 
+void proc_send_data(Agent *a, Proc *p, int s, const uint8_t *data, size_t n) {
+        uint8_t *frame = malloc(PROTO_HEADER_SIZE + n);
+
+        if (!frame) {
+                log_error("out of memory for output of channel %u", p->channel);
+                return;
+        }
+        ProtoHeader h = { .length = (uint32_t) n, .type = PROTO_DATA, .stream = (uint8_t) s, .channel = p->channel };
+        proto_header_encode(&h, frame);
+        memcpy(frame + PROTO_HEADER_SIZE, data, n);
+        agent_send_raw(a, frame, PROTO_HEADER_SIZE + n);
+}
+
+/* Attached, output goes to the host within its credit (and, retained, into the ring
+ * too); a retained process without a host is read freely into its ring, so it never
+ * blocks and its newest output waits for the next adoption. */
 void proc_on_output(Agent *a, Proc *p, int s) {
         ProcStream *st = &p->out[s];
 
@@ -93,7 +114,9 @@ void proc_on_output(Agent *a, Proc *p, int s) {
                 stream_discard(st);
                 return;
         }
-        size_t want = st->credit < PROTO_MAX_DATA ? (size_t) st->credit : PROTO_MAX_DATA;
+        size_t want = PROTO_MAX_DATA;
+        if (p->attached && st->credit < want)
+                want = (size_t) st->credit;
         if (st->drain_left >= 0 && (uint64_t) st->drain_left < want)
                 want = (size_t) st->drain_left;
         if (want == 0)
@@ -105,14 +128,12 @@ void proc_on_output(Agent *a, Proc *p, int s) {
                 stream_finish(a, p, s, true);
                 return;
         }
-        uint8_t *frame = malloc(PROTO_HEADER_SIZE + (size_t) n);
-        if (frame) {
-                ProtoHeader h = { .length = (uint32_t) n, .type = PROTO_DATA, .stream = (uint8_t) s, .channel = p->channel };
-                proto_header_encode(&h, frame);
-                memcpy(frame + PROTO_HEADER_SIZE, scratch, (size_t) n);
-                agent_send_raw(a, frame, PROTO_HEADER_SIZE + (size_t) n);
+        if (p->retain)
+                ring_append(&st->ring, scratch, (size_t) n);
+        if (p->attached) {
+                proc_send_data(a, p, s, scratch, (size_t) n);
+                st->credit -= (uint64_t) n;
         }
-        st->credit -= (uint64_t) n;
         if (st->drain_left >= 0 && (st->drain_left -= n) == 0)
                 stream_finish(a, p, s, false);
 }
@@ -124,7 +145,7 @@ static void proc_settle_streams(Agent *a, Proc *p) {
         for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR; s++) {
                 ProcStream *st = &p->out[s];
                 int avail = 0;
-                if (st->eof_sent)
+                if (st->ended)
                         continue;
                 if (st->fd < 0 || ioctl(st->fd, FIONREAD, &avail) < 0)
                         avail = 0;
@@ -141,7 +162,7 @@ static void proc_main_exited(Agent *a, Proc *p, const ShepherdReport *rep) {
         p->report = *rep;
         p->exited = true;
         p->deadline_ms = 0;
-        if (p->pty_fd >= 0 && !p->out[PROTO_STREAM_STDOUT].eof_sent) {
+        if (p->pty_fd >= 0 && !p->out[PROTO_STREAM_STDOUT].ended) {
                 p->settle_ms = agent_now_ms() + AGENT_PTY_SETTLE_MS;
                 return;
         }
@@ -209,7 +230,8 @@ void proc_stdin_flush(Agent *a, Proc *p) {
                 memmove(p->stdin_buf, p->stdin_buf + done, p->stdin_len - done);
                 p->stdin_len -= done;
                 p->stdin_allowed += done;
-                agent_send_credit(a, p->channel, PROTO_STREAM_STDIN, done);
+                if (p->attached)
+                        agent_send_credit(a, p->channel, PROTO_STREAM_STDIN, done);
         }
         if (p->stdin_eof && p->stdin_len == 0)
                 stdin_close(p);
@@ -253,9 +275,34 @@ void proc_detach(Proc *p) {
         p->settle_ms = 0;
         for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR; s++) {
                 p->out[s].discard = true;
-                p->out[s].eof_sent = true;
+                p->out[s].ended = true;
         }
         stdin_close(p);
+}
+
+void proc_release(Proc *p) {
+        if (!p->retain) {
+                proc_detach(p);
+                return;
+        }
+        /* The deadline, PTY settling and stdin carry on; the host's stdin credit is void
+         * (the adopting host gets a fresh window). */
+        p->attached = false;
+        p->stdin_allowed = 0;
+}
+
+bool proc_stream_wants_read(const Agent *a, const Proc *p, int s) {
+        const ProcStream *st = &p->out[s];
+
+        if (st->fd < 0)
+                return false;
+        if (st->discard)
+                return true;
+        if (st->drain_left == 0)
+                return false;
+        if (!p->attached)
+                return p->retain;
+        return st->credit > 0 && agent_can_produce(a);
 }
 
 int64_t proc_check_timers(Agent *a, Proc *p, int64_t now) {
@@ -306,20 +353,41 @@ int agent_op_resize(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *m
         return ioctl(p->pty_fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
 }
 
-static bool proc_is_done(const Proc *p) {
-        return p->shepherd_reaped && p->exit_sent && p->out[1].fd < 0 && p->out[2].fd < 0 && p->report_fd < 0;
+void proc_free(Proc *p) {
+        stdin_close(p);
+        close_fd(&p->pty_fd);
+        close_fd(&p->report_fd);
+        for (int s = PROTO_STREAM_STDOUT; s <= PROTO_STREAM_STDERR; s++) {
+                close_fd(&p->out[s].fd);
+                ring_done(&p->out[s].ring);
+        }
+        free(p->meta);
+        free(p);
 }
 
+/* Nothing of the process is left to wait for: no fd open, the shepherd reaped. */
+static bool proc_is_over(const Proc *p) {
+        return p->shepherd_reaped && p->out[1].fd < 0 && p->out[2].fd < 0 && p->report_fd < 0 &&
+               (p->exit_sent || (p->retain && !p->attached && proc_is_finished(p)));
+}
+
+/* Frees what is over: any process that is not retained, and retained ones past the
+ * AGENT_KEEP_FINISHED newest finished (the list is newest first). */
 void agent_gc_procs(Agent *a) {
+        unsigned kept = 0;
+
         for (Proc **pp = &a->procs; *pp;) {
                 Proc *p = *pp;
-                if (!proc_is_done(p)) {
+                bool over = proc_is_over(p);
+                if (over && p->retain && kept < AGENT_KEEP_FINISHED) {
+                        kept++;
+                        over = false;
+                }
+                if (!over) {
                         pp = &p->next;
                         continue;
                 }
                 *pp = p->next;
-                stdin_close(p);
-                close_fd(&p->pty_fd);
-                free(p);
+                proc_free(p);
         }
 }

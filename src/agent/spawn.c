@@ -117,15 +117,22 @@ static Proc *proc_new(const ProtoRequest *req, SpawnFds *f, pid_t shepherd) {
         Proc *p = calloc(1, sizeof(Proc));
         if (!p)
                 return NULL;
+        if (req->retain && req->meta && !(p->meta = strdup(req->meta))) {
+                free(p);
+                return NULL;
+        }
         p->channel = req->channel;
         p->shepherd = shepherd;
         p->attached = true;
         p->report_fd = TAKE_FD(f->report[0]);
         p->stdin_fd = TAKE_FD(f->in[1]);
         p->pty_fd = TAKE_FD(f->pty);
-        p->out[PROTO_STREAM_STDIN] = (ProcStream) { .fd = -1, .discard = true, .eof_sent = true };
+        p->out[PROTO_STREAM_STDIN] = (ProcStream) { .fd = -1, .discard = true, .ended = true };
         p->out[PROTO_STREAM_STDOUT] = (ProcStream) { .fd = TAKE_FD(f->out[0]), .credit = PROTO_DEFAULT_WINDOW, .drain_left = -1 };
         p->out[PROTO_STREAM_STDERR] = (ProcStream) { .fd = TAKE_FD(f->err[0]), .credit = PROTO_DEFAULT_WINDOW, .drain_left = -1 };
+        for (int s = PROTO_STREAM_STDIN; s <= PROTO_STREAM_STDERR; s++)
+                ring_init(&p->out[s].ring, AGENT_RING_BYTES);
+        p->retain = req->retain;
         if (req->timeout_ms > 0)
                 p->deadline_ms = agent_now_ms() + req->timeout_ms;
         fd_set_nonblock(p->out[1].fd, 1);
@@ -193,11 +200,13 @@ int agent_op_spawn(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *ms
         fds_close(&f);
         if (r < 0) {
                 /* Nothing ran: drop the channel quietly and let the shepherd be reaped. */
+                p->retain = false;
                 proc_detach(p);
-                p->exit_sent = true;
                 return r;
         }
         p->pid = pid;
+        if (p->retain)
+                retained_forget_pid(a, p);
         proto_buf_put_int(fields, PROTO_TAG_PID, pid);
         agent_respond(a, req->req_id, 0, fields, NULL);
         proc_start(a, p);

@@ -24,6 +24,7 @@ struct AgentConn {
         bool open;          /* the pipe is readable/writable */
         bool handle_closed; /* uv_close done, the handle may be freed */
         char sandbox_id[64];
+        uint64_t serial;
         uint32_t next_req_id;
         uint32_t next_channel;
         PendingReply *replies;
@@ -37,6 +38,9 @@ struct AgentConn {
         ProtoHeader header;
         bool have_header;
 };
+
+/* Connections are told apart by serial, which a freed one's address would not do. */
+static uint64_t last_serial;
 
 typedef struct WriteReq {
         uv_write_t req;
@@ -72,6 +76,10 @@ AgentConn *agentc_unref(AgentConn *c) {
 
 bool agentc_is_open(const AgentConn *c) {
         return c && c->open;
+}
+
+uint64_t agentc_serial(const AgentConn *c) {
+        return c ? c->serial : 0;
 }
 
 void agentc_on_closed(AgentConn *c, AgentClosed cb, void *userdata) {
@@ -406,6 +414,7 @@ int agentc_new(uv_loop_t *loop, int fd, const char *sandbox_id, AgentConn **ret)
                 return r;
         }
         c->n_ref = 2; /* one for the caller, one held by the handle until its close callback */
+        c->serial = ++last_serial;
         c->pipe.data = c;
         c->open = true;
         snprintf(c->sandbox_id, sizeof(c->sandbox_id), "%s", sandbox_id);

@@ -33,6 +33,8 @@ AgentConn *agentc_unref(AgentConn *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AgentConn *, agentc_unref);
 
 bool agentc_is_open(const AgentConn *c);
+/* A number no other connection of this forged has had (0 for NULL). */
+uint64_t agentc_serial(const AgentConn *c);
 /* Runs once when the connection ends (either side). */
 void agentc_on_closed(AgentConn *c, AgentClosed cb, void *userdata);
 /* Ends the connection: pending replies get -ECONNRESET, channels on_lost. */

@@ -10,6 +10,7 @@
 #include "basic/log.h"
 #include "daemon/api/api.h"
 #include "daemon/core/lifecycle.h"
+#include "daemon/core/pool.h"
 
 typedef struct Options {
         char host[64];
@@ -18,6 +19,7 @@ typedef struct Options {
         const char *isolator;
         const char *agent_path;
         unsigned max_sandboxes;
+        unsigned pool_size;
         uint64_t idle_timeout_ms;
         int64_t sandbox_idle_timeout_s;
         LogLevel log_level;
@@ -32,6 +34,8 @@ static void usage(FILE *f) {
               "  --isolator auto|ns     default isolator for new sandboxes (default auto)\n"
               "  --agent PATH           the static forge-agent (default: beside forged)\n"
               "  --max-sandboxes N      refuse creates past N sandboxes (default 256)\n"
+              "  --pool N               keep N warm sandboxes of the default image and\n"
+              "                         limits ready for creates (default 0)\n"
               "  --idle-timeout-ms N    close connections that send no complete request\n"
               "                         head within N ms (default 60000)\n"
               "  --idle-timeout-s N     suspend sandboxes idle for N s unless they say\n"
@@ -73,7 +77,7 @@ static int parse_options(int argc, char **argv, Options *o) {
                 {"max-sandboxes", required_argument, NULL, 'm'},
                 {"idle-timeout-s", required_argument, NULL, 'I'}, {"log-level", required_argument, NULL, 'L'},
                 {"log-json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'h'},
-                {"idle-timeout-ms", required_argument, NULL, 't'},
+                {"idle-timeout-ms", required_argument, NULL, 't'}, {"pool", required_argument, NULL, 'p'},
                 {"version", no_argument, NULL, 'V'},        {0},
         };
         char *end;
@@ -100,6 +104,13 @@ static int parse_options(int argc, char **argv, Options *o) {
                         o->max_sandboxes = (unsigned) strtoul(optarg, &end, 10);
                         if (*end || o->max_sandboxes == 0) {
                                 fprintf(stderr, "forged: --max-sandboxes wants a positive number\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case 'p':
+                        o->pool_size = (unsigned) strtoul(optarg, &end, 10);
+                        if (*end || !*optarg || o->pool_size > 1024) {
+                                fprintf(stderr, "forged: --pool wants a number from 0 to 1024\n");
                                 return -EINVAL;
                         }
                         break;
@@ -204,6 +215,10 @@ int main(int argc, char **argv) {
 
         if (parse_options(argc, argv, &o) < 0)
                 return 2;
+        if (o.pool_size > o.max_sandboxes) {
+                fprintf(stderr, "forged: --pool cannot be more than --max-sandboxes (%u)\n", o.max_sandboxes);
+                return 2;
+        }
         log_setup(o.log_level, o.log_json);
         limits.idle_timeout_ms = o.idle_timeout_ms;
         signal(SIGPIPE, SIG_IGN);
@@ -214,7 +229,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         cfg = (ManagerConfig){.state_dir = o.state_dir, .agent_path = o.agent_path, .max_sandboxes = o.max_sandboxes,
-                               .idle_timeout_s = o.sandbox_idle_timeout_s};
+                               .idle_timeout_s = o.sandbox_idle_timeout_s, .pool_size = o.pool_size};
         cfg.default_isolator = isolator_choose(o.isolator, &err);
         if (!cfg.default_isolator || manager_new(uv_default_loop(), &cfg, &m, &err) < 0) {
                 log_error("cannot start: %s", err.message);
@@ -236,6 +251,7 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "cannot listen on %s:%d", o.host, o.port);
                 return 1;
         }
+        pool_start(m);
         uv_signal_init(uv_default_loop(), &sigterm);
         uv_signal_init(uv_default_loop(), &sigint);
         uv_signal_start(&sigterm, on_stop_signal, SIGTERM);
@@ -243,6 +259,7 @@ int main(int argc, char **argv) {
         log_info("forged %s listening on %s:%d, state in %s, %zu sandboxes", FORGE_VERSION, o.host, o.port,
                  o.state_dir, m->n_sandboxes);
         uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+        manager_quiesce(m);
         http_server_free(server);
         manager_free(m);
         return 0;

@@ -18,3 +18,12 @@ void proto_strv_free(char **list);
 /* Decodes stat fields (and the entry name) into *st; tags it does not know return 0. */
 int proto_stat_field(const ProtoTlv *t, ProtoSeen *seen, ProtoStat *st);
 void proto_stat_done(ProtoStat *st);
+
+/* Exit fields (EVENT EXIT and PROCS_LIST entries); tags it does not know return 0. */
+int proto_exit_field(const ProtoTlv *t, ProtoSeen *seen, ProtoExit *ex);
+/* Exactly one of exit_code and signal, and the usage fields: 0 or -EBADMSG. */
+int proto_exit_check(ProtoSeen seen);
+
+/* One PROC field of a PROCS_LIST answer into *p (which it first clears). */
+int proto_proc_decode(const ProtoTlv *t, ProtoProc *p);
+void proto_proc_done(ProtoProc *p);

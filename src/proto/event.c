@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-static int exit_field(const ProtoTlv *t, ProtoSeen *seen, ProtoExit *ex) {
+int proto_exit_field(const ProtoTlv *t, ProtoSeen *seen, ProtoExit *ex) {
         switch (t->tag) {
         case PROTO_TAG_EXIT_CODE:
                 return proto_tlv_range_once(t, seen, 0, 255, &ex->exit_code);
@@ -22,7 +22,7 @@ static int exit_field(const ProtoTlv *t, ProtoSeen *seen, ProtoExit *ex) {
 }
 
 /* Exactly one of exit_code and signal says how the process ended. */
-static int exit_check(ProtoSeen seen) {
+int proto_exit_check(ProtoSeen seen) {
         int has_code = !!(seen & PROTO_TAG_BIT(PROTO_TAG_EXIT_CODE));
         int has_signal = !!(seen & PROTO_TAG_BIT(PROTO_TAG_SIGNAL));
         ProtoSeen usage = PROTO_TAG_BIT(PROTO_TAG_CPU_USEC) | PROTO_TAG_BIT(PROTO_TAG_MAX_RSS_KB);
@@ -47,13 +47,13 @@ int proto_event_decode(const void *payload, size_t n, uint16_t *ret_event, Proto
         if (event != PROTO_EVENT_EXIT)
                 return 0; /* a newer agent's event: the caller skips it */
         while ((r = proto_reader_next(&rd, &t)) > 0) {
-                r = exit_field(&t, &seen, &ex);
+                r = proto_exit_field(&t, &seen, &ex);
                 if (r < 0)
                         return r;
         }
         if (r < 0)
                 return r;
-        r = exit_check(seen);
+        r = proto_exit_check(seen);
         if (r < 0)
                 return r;
         *ret_exit = ex;

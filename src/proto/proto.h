@@ -59,6 +59,9 @@ typedef enum ProtoOp {
         PROTO_OP_USAGE = 11,     /* -> cpu_usec max_rss procs */
         PROTO_OP_PING = 12,      /* -> - */
         PROTO_OP_SHUTDOWN = 13,  /* -> - ; agent kills everything and exits */
+        PROTO_OP_PROCS_LIST = 14, /* pid? -> proc* (each a nested TLV block: ProtoProc); META only with pid */
+        PROTO_OP_PROC_ADOPT = 15, /* pid channel stdout_offset? stderr_offset? -> stdout_offset stderr_offset
+                                   * stdout_end stderr_end; then the replay, then live output */
         _PROTO_OP_MAX,
 } ProtoOp;
 
@@ -108,6 +111,13 @@ typedef enum ProtoTag {
         PROTO_TAG_LINK_TARGET = 32,
         PROTO_TAG_UID_OWNER = 33,
         PROTO_TAG_GID_OWNER = 34,
+        PROTO_TAG_RETAIN = 35,   /* int, 1 = the agent keeps the process's output and exit across connections */
+        PROTO_TAG_META = 36,     /* string: the host's own description of a retained process, kept verbatim */
+        PROTO_TAG_PROC = 37,     /* nested TLV block: one retained process (PROCS_LIST) */
+        PROTO_TAG_STDOUT_OFFSET = 38, /* absolute offsets in a retained process's streams */
+        PROTO_TAG_STDERR_OFFSET = 39,
+        PROTO_TAG_STDOUT_END = 40,
+        PROTO_TAG_STDERR_END = 41,
         _PROTO_TAG_MAX,
 } ProtoTag;
 
@@ -185,6 +195,8 @@ int proto_tlv_strdup(const ProtoTlv *t, char **ret);
  * duplicated single-valued tags and missing required ones are -EBADMSG. */
 
 #define PROTO_MAX_ARGS 4096
+/* Most bytes of a SPAWN's META. */
+#define PROTO_MAX_META (64u * 1024u)
 
 typedef struct ProtoRequest {
         uint32_t req_id;
@@ -203,6 +215,10 @@ typedef struct ProtoRequest {
         int64_t mode;         /* -1 when absent */
         int64_t max_size;     /* -1 when absent */
         int64_t parents, recursive;
+        int64_t retain;       /* 0/1 */
+        char *meta;           /* NULL when absent */
+        int64_t pid;          /* -1 when absent */
+        int64_t offset[2];    /* PROC_ADOPT: replay from (stdout, stderr); 0 when absent */
 } ProtoRequest;
 
 /* On failure *ret holds nothing but req_id and op (when the prefix was readable), so the
@@ -224,6 +240,28 @@ typedef struct ProtoStat {
         char *link_target; /* symlinks, when readable */
 } ProtoStat;
 
+typedef struct ProtoExit {
+        int64_t exit_code; /* -1 when killed by a signal */
+        int64_t signal;    /* 0 when it exited */
+        int64_t timed_out;
+        int64_t cpu_usec, max_rss_kb;
+} ProtoExit;
+
+/* A retained process as PROCS_LIST reports it. start and end are the absolute offsets of
+ * the oldest and next byte of the agent's ring for (stdout, stderr): start is also the
+ * count of bytes dropped. */
+typedef struct ProtoProc {
+        int64_t pid;
+        char *meta;          /* only when PROCS_LIST named the pid; NULL if the spawn gave none */
+        int64_t stdin_open;  /* 0/1: stdin still takes bytes */
+        int64_t start[2], end[2];
+        int64_t exited;      /* 0/1: when 1, exit says how */
+        ProtoExit exit;
+} ProtoProc;
+
+/* The agent's encoder for one PROCS_LIST entry (a PROC field). */
+void proto_proc_put(ProtoBuf *b, const ProtoProc *p);
+
 typedef struct ProtoResponse {
         uint32_t req_id;
         int32_t status;
@@ -233,17 +271,13 @@ typedef struct ProtoResponse {
         ProtoStat *entries; /* LIST */
         size_t n_entries;
         int64_t cpu_usec, max_rss_kb, procs; /* USAGE */
+        ProtoProc *proc_list; /* PROCS_LIST */
+        size_t n_procs;
+        int64_t offset[2], end[2]; /* PROC_ADOPT; -1 when absent */
 } ProtoResponse;
 
 int proto_response_decode(const void *payload, size_t n, ProtoResponse *ret);
 void proto_response_done(ProtoResponse *r);
-
-typedef struct ProtoExit {
-        int64_t exit_code; /* -1 when killed by a signal */
-        int64_t signal;    /* 0 when it exited */
-        int64_t timed_out;
-        int64_t cpu_usec, max_rss_kb;
-} ProtoExit;
 
 /* EVENT payload: u16 event, TLVs. Only PROTO_EVENT_EXIT exists in version 1. */
 int proto_event_decode(const void *payload, size_t n, uint16_t *ret_event, ProtoExit *ret_exit);
@@ -256,6 +290,7 @@ int proto_hello_decode(const void *payload, size_t n, uint32_t *ret_version);
 #define PROTO_FEATURE_FILES "files"
 #define PROTO_FEATURE_USAGE "usage"
 #define PROTO_FEATURE_PTY "pty"
+#define PROTO_FEATURE_RETAIN "retain" /* SPAWN's RETAIN, PROCS_LIST, PROC_ADOPT */
 
 /* Encoders for the agent side (host side builds requests with the buf API). */
 int proto_stat_put(ProtoBuf *b, const ProtoStat *st); /* the stat fields as TLVs */

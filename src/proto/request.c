@@ -19,6 +19,7 @@ static const ProtoSeen required_fields[_PROTO_OP_MAX] = {
         [PROTO_OP_MKDIR] = BIT(PATH),
         [PROTO_OP_REMOVE] = BIT(PATH),
         [PROTO_OP_RENAME] = BIT(PATH) | BIT(PATH2),
+        [PROTO_OP_PROC_ADOPT] = BIT(PID) | BIT(CHANNEL),
 };
 
 static int request_list_field(ProtoRequest *req, const ProtoTlv *t, ProtoSeen *seen) {
@@ -69,13 +70,25 @@ static int request_field(ProtoRequest *req, const ProtoTlv *t, ProtoSeen *seen) 
                 return proto_tlv_range_once(t, seen, 0, 1, &req->parents);
         case PROTO_TAG_RECURSIVE:
                 return proto_tlv_range_once(t, seen, 0, 1, &req->recursive);
+        case PROTO_TAG_RETAIN:
+                return proto_tlv_range_once(t, seen, 0, 1, &req->retain);
+        case PROTO_TAG_META:
+                if (t->len > PROTO_MAX_META)
+                        return -EINVAL;
+                return proto_tlv_str_once(t, seen, &req->meta);
+        case PROTO_TAG_PID:
+                return proto_tlv_range_once(t, seen, 1, INT32_MAX, &req->pid);
+        case PROTO_TAG_STDOUT_OFFSET:
+                return proto_tlv_range_once(t, seen, 0, INT64_MAX, &req->offset[0]);
+        case PROTO_TAG_STDERR_OFFSET:
+                return proto_tlv_range_once(t, seen, 0, INT64_MAX, &req->offset[1]);
         default:
                 return 0; /* forward compatibility: a newer host may send more */
         }
 }
 
 static void request_init(ProtoRequest *req) {
-        *req = (ProtoRequest) { .uid = -1, .gid = -1, .mode = -1, .max_size = -1 };
+        *req = (ProtoRequest) { .uid = -1, .gid = -1, .mode = -1, .max_size = -1, .pid = -1 };
 }
 
 int proto_request_decode(const void *payload, size_t n, ProtoRequest *ret) {
@@ -116,5 +129,6 @@ void proto_request_done(ProtoRequest *r) {
         free(r->cwd);
         free(r->path);
         free(r->path2);
+        free(r->meta);
         request_init(r);
 }

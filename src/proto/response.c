@@ -7,6 +7,7 @@
 static void response_init(ProtoResponse *resp) {
         *resp = (ProtoResponse) {
                 .pid = -1, .size = -1, .mode = -1, .cpu_usec = -1, .max_rss_kb = -1, .procs = -1,
+                .offset = { -1, -1 }, .end = { -1, -1 },
         };
         proto_stat_done(&resp->stat);
 }
@@ -32,23 +33,41 @@ static int entry_decode(const ProtoTlv *t, ProtoStat *st) {
         return 0;
 }
 
-static int entry_push(ProtoResponse *resp, const ProtoTlv *t) {
-        if (resp->n_entries >= PROTO_MAX_ENTRIES)
+/* Makes room for entry n of an array of `size`-byte entries: doubles it when n is a
+ * power of two, so growth follows the input and never runs ahead of it. */
+static int array_grow(void **array, size_t n, size_t size) {
+        if (n >= PROTO_MAX_ENTRIES)
                 return -E2BIG;
-        /* Double the array when n is a power of two, so growth follows the input and
-         * never runs ahead of it. */
-        size_t n = resp->n_entries;
         if ((n & (n - 1)) == 0) {
                 size_t cap = n ? n * 2 : 1;
-                ProtoStat *p = realloc(resp->entries, cap * sizeof(ProtoStat));
+                void *p = realloc(*array, cap * size);
                 if (!p)
                         return -ENOMEM;
-                resp->entries = p;
+                *array = p;
         }
+        return 0;
+}
+
+static int entry_push(ProtoResponse *resp, const ProtoTlv *t) {
+        size_t n = resp->n_entries;
+        int r = array_grow((void **) &resp->entries, n, sizeof(ProtoStat));
+        if (r < 0)
+                return r;
         ProtoStat *st = &resp->entries[n];
         resp->n_entries++;
         st->name = st->link_target = NULL;
         return entry_decode(t, st);
+}
+
+static int proc_push(ProtoResponse *resp, const ProtoTlv *t) {
+        size_t n = resp->n_procs;
+        int r = array_grow((void **) &resp->proc_list, n, sizeof(ProtoProc));
+        if (r < 0)
+                return r;
+        ProtoProc *p = &resp->proc_list[n];
+        resp->n_procs++;
+        p->meta = NULL;
+        return proto_proc_decode(t, p);
 }
 
 static int response_field(ProtoResponse *resp, const ProtoTlv *t, ProtoSeen *seen) {
@@ -57,6 +76,16 @@ static int response_field(ProtoResponse *resp, const ProtoTlv *t, ProtoSeen *see
         switch (t->tag) {
         case PROTO_TAG_ENTRY:
                 return entry_push(resp, t);
+        case PROTO_TAG_PROC:
+                return proc_push(resp, t);
+        case PROTO_TAG_STDOUT_OFFSET:
+                return proto_tlv_range_once(t, seen, 0, INT64_MAX, &resp->offset[0]);
+        case PROTO_TAG_STDERR_OFFSET:
+                return proto_tlv_range_once(t, seen, 0, INT64_MAX, &resp->offset[1]);
+        case PROTO_TAG_STDOUT_END:
+                return proto_tlv_range_once(t, seen, 0, INT64_MAX, &resp->end[0]);
+        case PROTO_TAG_STDERR_END:
+                return proto_tlv_range_once(t, seen, 0, INT64_MAX, &resp->end[1]);
         case PROTO_TAG_MESSAGE:
                 return proto_tlv_str_once(t, seen, &resp->message);
         case PROTO_TAG_PID:
@@ -112,8 +141,13 @@ void proto_response_done(ProtoResponse *r) {
         for (size_t i = 0; i < r->n_entries; i++)
                 proto_stat_done(&r->entries[i]);
         free(r->entries);
+        for (size_t i = 0; i < r->n_procs; i++)
+                proto_proc_done(&r->proc_list[i]);
+        free(r->proc_list);
         r->message = NULL;
         r->entries = NULL;
         r->n_entries = 0;
+        r->proc_list = NULL;
+        r->n_procs = 0;
         response_init(r);
 }

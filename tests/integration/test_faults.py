@@ -240,7 +240,7 @@ def test_kill9_during_destroy(forged_fn, monkeypatch, step):
     start_faulty(f, step, monkeypatch)
     sb = f.client.create()
     sb.sh("echo data > /root/data; sleep 8282.5 > /dev/null 2>&1 &")
-    assert host_pids_matching("sleep 8282.5")
+    assert wait_until(lambda: host_pids_matching("sleep 8282.5"))  # fork to exec takes a moment
     call_dies(lambda: f.client.delete(sb.id))
     expect_fault(f, step)
 

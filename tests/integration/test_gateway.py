@@ -551,7 +551,7 @@ def test_client_vanishes_mid_command(forged, bystander_sb):
         with socket.create_connection((f.client.host, f.client.port), timeout=10) as s:
             s.sendall(shell_head(sb, len(body)) + body)
             assert wait_until(lambda: host_pids_matching("sleep 6465.5"), timeout=10)
-            assert host_pids_matching("sleep 6464.5")
+            assert wait_until(lambda: host_pids_matching("sleep 6464.5"))  # fork to exec takes a moment
         assert wait_until(lambda: not host_pids_matching("sleep 6465.5")
                           and not host_pids_matching("sleep 6464.5"), timeout=5), \
             "the command's tree outlived its client"

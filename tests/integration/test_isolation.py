@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from forge_client import PS_SNIPPET, host_pids_matching
+from forge_client import PS_SNIPPET, host_pids_matching, wait_until
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_root_inside(sandbox):
 
 def test_root_inside_is_not_host_root(sandbox):
     sandbox.sh("sleep 5252.5 > /dev/null 2>&1 &")
-    pids = host_pids_matching("sleep 5252.5")
+    pids = wait_until(lambda: host_pids_matching("sleep 5252.5"))  # cmdline is empty mid-exec
     assert pids
     with open("/proc/%d/status" % pids[0]) as f:
         uids = [ln for ln in f if ln.startswith("Uid:")][0].split()[1:]

@@ -237,7 +237,7 @@ def test_bad_inputs(forged, client):
 def test_destroy_suspended_leaves_nothing(forged, client):
     sb = client.create()
     sb.sh("sleep 4242.5 > /dev/null 2>&1 &")
-    assert host_pids_matching("4242.5")
+    assert wait_until(lambda: host_pids_matching("4242.5"))  # fork to exec takes a moment
     suspend(sb)
     assert client.delete(sb.id).status == 204
     assert wait_until(lambda: not host_pids_matching("4242.5"), timeout=10)

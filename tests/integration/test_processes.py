@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import struct
 import threading
@@ -610,12 +611,187 @@ def test_bad_bodies_and_queries(sandbox):
     sandbox.req("DELETE", "/processes/%d" % pid)
 
 
-def test_processes_forgotten_after_restart(forged_fn):
-    """The table lives in forged's memory: after a restart the pid is unknown (404)."""
+# ---- surviving forged: the agent retains processes (docs/processes.md) ----
+
+COUNTER = "i=0; while :; do echo $i; i=$((i+1)); sleep 0.1; done"
+
+
+def counter_lines(text):
+    """The counter's lines, checked to be consecutive from the first one held."""
+    lines = [int(x) for x in text.splitlines()]
+    assert lines == list(range(lines[0], lines[0] + len(lines))), text[-400:]
+    return lines
+
+
+def follow_until_line(s, above, timeout=15):
+    """Reads a follow until a counter line greater than `above` arrives."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ev = s.next()
+        assert ev is not None, "the follow ended"
+        if ev[0] == "stdout" and any(int(x) > above for x in ev[1]["data"].split()):
+            return
+    raise AssertionError("no line above %d" % above)
+
+
+def test_restart_keeps_running_processes(forged_fn):
+    """kill -9 forged while a counter runs: after the restart the same pid is running, its
+    output holds every line from before and during the outage, follow goes on live, stdin
+    of another process still works, and signals and DELETE reach them."""
     sb = forged_fn.client.create()
-    p = start(sb, argv=["sleep", "300"])
+    counter = start(sb, command=COUNTER)
+    cat = start(sb, command="cat", stdin=True)
+    assert sb.req("POST", "/processes/%d/stdin" % cat["pid"], {"data": "before\n"}).status == 204
+    assert wait_until(lambda: len(output(sb, counter["pid"])["stdout"].split()) >= 5, timeout=10)
+    forged_fn.kill9()
+    time.sleep(1.5)
+    forged_fn.start()
+
+    p = get(sb, counter["pid"])
+    assert p["status"] == "running" and p["argv"] == counter["argv"], p
+    assert p["started_at"] == counter["started_at"] and p["stdout_dropped"] == 0, p
+    lines = counter_lines(output(sb, counter["pid"])["stdout"])
+    assert lines[0] == 0 and len(lines) >= 5 + 10, lines  # 1.5 s of outage: 15 more lines
+    pids = [q["pid"] for q in sb.req("GET", "/processes").json()["processes"]]
+    assert pids == [counter["pid"], cat["pid"]]
+
+    s = follow(sb, counter["pid"])
+    follow_until_line(s, lines[-1] + 3)
+    s.close()
+
+    assert sb.req("POST", "/processes/%d/stdin" % cat["pid"], {"data": "after\n"}).status == 204
+    assert wait_until(lambda: output(sb, cat["pid"])["stdout"] == "before\nafter\n", timeout=10)
+    r = sb.req("POST", "/processes/%d/signal" % counter["pid"], {"signal": "SIGTERM"})
+    assert r.status == 204, r.describe()
+    done = wait_done(sb, counter["pid"])
+    assert done["status"] == "killed" and done["signal"] == "SIGTERM", done
+    r = sb.req("DELETE", "/processes/%d" % cat["pid"])
+    assert r.status in (200, 204), r.describe()
+    assert get(sb, cat["pid"])["status"] == "killed"
+
+
+def test_graceful_restart_keeps_terminal_process(forged_fn):
+    """A stop with SIGTERM (not only kill -9) leaves processes to the agent too: a process
+    on a terminal comes back with its pty flag, takes typed input and sees its size."""
+    sb = forged_fn.client.create()
+    p = start(sb, command="stty size; read x; echo \"got $x\"", pty={"rows": 30, "cols": 90})
+    assert wait_until(lambda: "30 90" in output(sb, p["pid"])["stdout"], timeout=10)
     forged_fn.restart()
-    check_error(sb.req("GET", "/processes/%d" % p["pid"]), 404, "process_not_found")
-    r = sb.req("GET", "/processes")
-    assert r.status == 200 and r.json() == {"processes": []}
-    assert sb.sh("echo still-works") == "still-works\n"
+    q = get(sb, p["pid"])
+    assert q["status"] == "running" and q["pty"] is True and q["argv"] == p["argv"], q
+    assert sb.req("POST", "/processes/%d/stdin" % p["pid"], {"data": "hi\r"}).status == 204
+    done = wait_done(sb, p["pid"])
+    assert done["status"] == "exited" and done["exit_code"] == 0, done
+    assert re.match(r"^30 90\r\nhi\r\ngot hi\r\n$", output(sb, p["pid"])["stdout"])
+
+
+def test_restart_reports_real_exit(forged_fn):
+    """Processes that end while forged is down report how they really ended (and so does
+    one that ended before), with their output on both streams."""
+    sb = forged_fn.client.create()
+    before = start(sb, command="echo early; exit 5")
+    wait_done(sb, before["pid"])
+    code3 = start(sb, command="echo hi; sleep 1; echo bye >&2; exit 3")
+    usr1 = start(sb, command="sleep 1; kill -USR1 $$")
+    forged_fn.kill9()
+    time.sleep(2.5)
+    forged_fn.start()
+
+    done = get(sb, code3["pid"])
+    assert done["status"] == "exited" and done["exit_code"] == 3 and done["signal"] is None, done
+    assert done["ended_at"] >= done["started_at"]
+    o = output(sb, code3["pid"])
+    assert o["stdout"] == "hi\n" and o["stderr"] == "bye\n", o
+    done = get(sb, usr1["pid"])
+    assert done["status"] == "killed" and done["signal"] == "SIGUSR1" and done["exit_code"] == 138, done
+    done = get(sb, before["pid"])
+    assert done["status"] == "exited" and done["exit_code"] == 5, done
+    assert output(sb, before["pid"])["stdout"] == "early\n"
+
+
+def test_restart_while_suspended(forged_fn):
+    """A suspended sandbox's agent is frozen with its processes: forged restarts, the first
+    call resumes the sandbox and then adopts the process, which goes on counting."""
+    sb = forged_fn.client.create()
+    counter = start(sb, command=COUNTER)
+    assert wait_until(lambda: len(output(sb, counter["pid"])["stdout"].split()) >= 3, timeout=10)
+    r = sb.req("POST", "/suspend")
+    assert r.status == 200, r.describe()
+    forged_fn.kill9()
+    forged_fn.start()
+    assert sb.get()["status"] == "suspended"
+    p = get(sb, counter["pid"])
+    assert p["status"] == "running", p
+    s = follow(sb, counter["pid"])
+    follow_until_line(s, counter_lines(output(sb, counter["pid"])["stdout"])[-1] + 2)
+    s.close()
+
+
+def test_restart_output_over_ring(forged_fn):
+    """3 MB printed while forged is down: the agent's ring keeps the newest 1 MiB and the
+    dropped count says how much came before it."""
+    sb = forged_fn.client.create()
+    p = start(sb, command="sleep 1; head -c 3000000 /dev/zero | tr '\\0' a; printf END")
+    forged_fn.kill9()
+    time.sleep(3)
+    forged_fn.start()
+    done = wait_done(sb, p["pid"])
+    assert done["status"] == "exited" and done["exit_code"] == 0, done
+    assert done["stdout_dropped"] == 3000000 + 3 - 1024 * 1024, done
+    o = output(sb, p["pid"])
+    assert len(o["stdout"]) == 1024 * 1024 and o["stdout"].endswith("aaaEND")
+
+
+def test_agent_connection_drop_keeps_processes(forged_fn):
+    """Another connection to the agent replaces forged's (the agent serves one): forged
+    keeps its processes running, not killed, and adopts them again by itself within about
+    a second, so a follower opened before the drop goes on with no gap and no other call."""
+    sb = forged_fn.client.create()
+    counter = start(sb, command=COUNTER)
+    s = follow(sb, counter["pid"])
+    follow_until_line(s, 3)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.path.join(forged_fn.state_dir, "sandboxes", sb.id, "agent.sock"))
+    assert sock.recv(12)[4] == 1  # the agent's HELLO: forged's connection is gone
+    follow_until_line(s, 3 + 25)  # 2.5 s of counting: re-adopted meanwhile
+    s.close()
+    sock.close()
+    p = get(sb, counter["pid"])
+    assert p["status"] == "running", p
+    lines = counter_lines(output(sb, counter["pid"])["stdout"])
+    assert lines[0] == 0 and len(lines) >= 3 + 25, lines
+    r = sb.req("DELETE", "/processes/%d" % counter["pid"])
+    assert r.status in (200, 204), r.describe()
+
+
+def test_agent_death_ends_processes(forged_fn):
+    """When the sandbox's agent dies (and its processes with it), forged notices by itself:
+    a follower gets the exit (killed, SIGKILL) without any other call."""
+    sb = forged_fn.client.create()
+    counter = start(sb, command=COUNTER)
+    s = follow(sb, counter["pid"], timeout=15)
+    follow_until_line(s, 2)
+    with open(os.path.join(forged_fn.state_dir, "sandboxes", sb.id, "ns.pid")) as f:
+        agent = int(f.read().split()[0])
+    os.kill(agent, signal.SIGKILL)
+    events = s.all()
+    assert events and events[-1][0] == "exit", events[-3:]
+    assert events[-1][1]["status"] == "killed" and events[-1][1]["signal"] == "SIGKILL"
+
+
+def test_destroy_ends_detached_processes(forged_fn):
+    """A process whose agent connection dropped ends as killed when its sandbox is destroyed,
+    and its followers get the exit."""
+    sb = forged_fn.client.create()
+    counter = start(sb, command=COUNTER)
+    s = follow(sb, counter["pid"])
+    follow_until_line(s, 2)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.path.join(forged_fn.state_dir, "sandboxes", sb.id, "agent.sock"))
+    assert sock.recv(12)[4] == 1
+    time.sleep(0.3)
+    assert forged_fn.client.delete(sb.id).status in (200, 204)
+    sock.close()
+    events = s.all()
+    assert events and events[-1][0] == "exit", events[-3:]
+    assert events[-1][1]["status"] == "killed" and events[-1][1]["signal"] == "SIGKILL"

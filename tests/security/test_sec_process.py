@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from forge_client import PS_SNIPPET
+from forge_client import PS_SNIPPET, wait_until
 from secutil import init_pid, uid_range
 
 from forge_it_conftest import HOST_TOKEN_VAR
@@ -25,7 +25,7 @@ def test_p1_kill_all_reaches_only_the_sandbox(sec, forged, neighbour):
     host = subprocess.Popen(["sleep", "5151.5"], preexec_fn=as_sandbox_root)
     try:
         sb.sh("sleep 6161.5 > /dev/null 2>&1 &")
-        assert "6161.5" in sb.sh(PS_SNIPPET)
+        assert wait_until(lambda: "6161.5" in sb.sh(PS_SNIPPET))  # cmdline is empty mid-exec
         sb.shell("kill -9 -1; sleep 0.5; echo after")
         time.sleep(0.5)
         assert host.poll() is None, "kill -9 -1 in the sandbox killed a host process"

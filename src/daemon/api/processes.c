@@ -259,7 +259,7 @@ static void on_started(void *userdata, Process *p, const ForgeError *err) {
         api_respond_json(call, 201, process_json(p));
 }
 
-void api_process_start(ApiCall *call) {
+static void route_start(ApiCall *call) {
         ExecSpec spec = {0};
         ForgeError err = {0};
 
@@ -273,7 +273,7 @@ void api_process_start(ApiCall *call) {
 
 /* ---- list, inspect ---- */
 
-void api_process_list(ApiCall *call) {
+static void route_list(ApiCall *call) {
         json_t *list = json_array();
 
         for (Process *p = process_next(call->sb, NULL); p; p = process_next(call->sb, p))
@@ -281,7 +281,7 @@ void api_process_list(ApiCall *call) {
         api_respond_json(call, 200, json_pack("{s:o}", "processes", list));
 }
 
-void api_process_get(ApiCall *call) {
+static void route_get(ApiCall *call) {
         Process *p = call_process(call);
 
         if (p)
@@ -402,7 +402,7 @@ static void output_follow(ApiCall *call, Process *p, bool base64) {
         process_follower_wake(fo->follower);
 }
 
-void api_process_output(ApiCall *call) {
+static void route_output(ApiCall *call) {
         bool invalid = false, base64 = false;
         const char *follow = http_request_query(call->req, "follow", &invalid);
         ForgeError err = {0};
@@ -461,7 +461,7 @@ static int parse_stdin(ApiCall *call, uint8_t **ret, size_t *ret_len, bool *ret_
         return 0;
 }
 
-void api_process_stdin(ApiCall *call) {
+static void route_stdin(ApiCall *call) {
         _cleanup_free_ uint8_t *data = NULL;
         size_t len = 0;
         bool close = false;
@@ -512,7 +512,7 @@ static int parse_signal(json_t *v, int *ret, ForgeError *err) {
         return forge_error_set(err, EINVAL, "invalid_request", "'signal' must be a signal name (\"SIGTERM\") or number");
 }
 
-void api_process_signal(ApiCall *call) {
+static void route_signal(ApiCall *call) {
         static const char *const fields[] = {"signal", NULL};
         json_t *v = json_object_get(call->body, "signal");
         ForgeError err = {0};
@@ -573,7 +573,7 @@ static void on_kill_gone(HttpRequest *req, void *userdata) {
         free(kw);
 }
 
-void api_process_kill(ApiCall *call) {
+static void route_kill(ApiCall *call) {
         Process *p = call_process(call);
         KillWait *kw;
 
@@ -714,7 +714,7 @@ static const HttpWebSocketOps attach_ws_ops = {
         .on_close = on_attach_close,
 };
 
-void api_process_attach(ApiCall *call) {
+static void route_attach(ApiCall *call) {
         Process *p = call_process(call);
         HttpWebSocket *ws;
         Attach *a;
@@ -744,4 +744,63 @@ void api_process_attach(ApiCall *call) {
         a->ws = http_websocket_ref(ws);
         api_call_free(call);
         process_follower_wake(a->follower);
+}
+
+/* ---- every route sees the table after process_sync() ---- */
+
+typedef struct Synced {
+        ApiCall *call;
+        ApiHandler handler;
+} Synced;
+
+static void on_synced(void *userdata) {
+        Synced *s = userdata;
+        ApiCall *call = s->call;
+        ApiHandler handler = s->handler;
+
+        free(s);
+        handler(call);
+}
+
+/* After a forged restart or a dropped agent connection, the agent's retained processes
+ * are adopted before the route looks at the table. */
+static void after_sync(ApiCall *call, ApiHandler handler) {
+        Synced *s = malloc(sizeof(*s));
+
+        if (!s)
+                return api_fail(call, "internal", "out of memory");
+        *s = (Synced){.call = call, .handler = handler};
+        process_sync(call->api->manager, call->sb, on_synced, s);
+}
+
+void api_process_start(ApiCall *call) {
+        after_sync(call, route_start);
+}
+
+void api_process_list(ApiCall *call) {
+        after_sync(call, route_list);
+}
+
+void api_process_get(ApiCall *call) {
+        after_sync(call, route_get);
+}
+
+void api_process_kill(ApiCall *call) {
+        after_sync(call, route_kill);
+}
+
+void api_process_output(ApiCall *call) {
+        after_sync(call, route_output);
+}
+
+void api_process_stdin(ApiCall *call) {
+        after_sync(call, route_stdin);
+}
+
+void api_process_signal(ApiCall *call) {
+        after_sync(call, route_signal);
+}
+
+void api_process_attach(ApiCall *call) {
+        after_sync(call, route_attach);
 }

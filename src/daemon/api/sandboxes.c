@@ -5,13 +5,6 @@
 #include "daemon/api/api.h"
 #include "daemon/core/lifecycle.h"
 
-#define DEFAULT_CPUS_MILLI 1000
-#define DEFAULT_MEMORY_MB 512
-#define DEFAULT_PIDS 256
-/* A sparse ext4 image: it costs what is written, up to this. */
-#define DEFAULT_DISK_MB 4096
-#define DEFAULT_TIMEOUT_MS 60000
-
 void api_health(ApiCall *call) {
         json_t *isolators = json_array();
 
@@ -43,13 +36,9 @@ static int parse_limits(json_t *body, SandboxLimits *l, ForgeError *err) {
         json_t *limits = json_object_get(body, "limits");
         int r;
 
-        *l = (SandboxLimits){
-                .cpus_milli = DEFAULT_CPUS_MILLI,
-                .memory_mb = DEFAULT_MEMORY_MB,
-                .disk_mb = DEFAULT_DISK_MB,
-                .pids = DEFAULT_PIDS,
-                .timeout_ms = DEFAULT_TIMEOUT_MS,
-        };
+        /* disk_mb 0: not given; the core takes the default or a snapshot's size. */
+        *l = sandbox_default_limits;
+        l->disk_mb = 0;
         if (!limits || json_is_null(limits))
                 return 0;
         if (!json_is_object(limits))
@@ -100,10 +89,8 @@ static int parse_lifecycle(json_t *body, CreateSpec *spec, ForgeError *err) {
         return 0;
 }
 
-static int parse_create(Api *api, json_t *body, CreateSpec *spec, ForgeError *err) {
-        static const char *const fields[] = {"image",   "runtime",        "isolator", "limits",    "env",
-                                             "cwd",     "name",           "metadata", "network",   "idle_timeout_s",
-                                             "ttl_s",   "on_expire",      NULL};
+/* One parser for create and fork; fields says which of them the route takes. */
+static int parse_create(Api *api, json_t *body, const char *const *fields, CreateSpec *spec, ForgeError *err) {
         bool network = false;
         int r;
 
@@ -129,6 +116,8 @@ static int parse_create(Api *api, json_t *body, CreateSpec *spec, ForgeError *er
                 r = json_get_bool(body, "network", &network, err);
         if (r >= 0)
                 r = parse_lifecycle(body, spec, err);
+        if (r >= 0)
+                r = json_get_string(body, "from_snapshot", false, &spec->from_snapshot, err);
         if (r < 0)
                 return r;
         if (spec->cwd && (spec->cwd[0] != '/' || strlen(spec->cwd) > 4096))
@@ -150,11 +139,26 @@ static void on_created(Sandbox *sb, const ForgeError *err, void *userdata) {
 }
 
 void api_sandbox_create(ApiCall *call) {
+        static const char *const fields[] = {"image",    "runtime", "isolator",       "limits", "env",
+                                             "cwd",      "name",    "metadata",       "network", "idle_timeout_s",
+                                             "ttl_s",    "on_expire", "from_snapshot", NULL};
         ForgeError err = {0};
         CreateSpec spec;
 
-        if (parse_create(call->api, call->body, &spec, &err) < 0 ||
+        if (parse_create(call->api, call->body, fields, &spec, &err) < 0 ||
             manager_create(call->api->manager, &spec, on_created, call, &err) < 0)
+                api_respond_error(call, &err);
+}
+
+/* The fork takes its source's image, isolator, limits, env and cwd; its own name,
+ * metadata (over the source's) and lifecycle. */
+void api_sandbox_fork(ApiCall *call) {
+        static const char *const fields[] = {"name", "metadata", "idle_timeout_s", "ttl_s", "on_expire", NULL};
+        ForgeError err = {0};
+        CreateSpec spec;
+
+        if (parse_create(call->api, call->body, fields, &spec, &err) < 0 ||
+            manager_fork(call->api->manager, call->sb, &spec, on_created, call, &err) < 0)
                 api_respond_error(call, &err);
 }
 

@@ -26,6 +26,8 @@ struct Exec {
         AgentConn *conn;
         ExecSpec spec;
         uint32_t channel;
+        int64_t pid;         /* in the sandbox: once spawned, or from the start when adopting */
+        uint64_t from[2];    /* exec_adopt(): replay offsets asked for */
         uv_timer_t *timer;
         int64_t started_ms;
         uint64_t oom_before;
@@ -52,6 +54,7 @@ void exec_spec_done(ExecSpec *spec) {
         free(spec->stdin_data);
         free(spec->code_path);
         free(spec->code);
+        free(spec->meta);
         *spec = (ExecSpec){0};
 }
 
@@ -187,8 +190,9 @@ static void code_file_remove(Exec *e) {
         agentc_request_send(e->conn, &b, on_ignored_reply, NULL);
 }
 
-/* Ends the command once: stops the timer, releases the channel, reports. */
-static void exec_finish(Exec *e, const ExecStatus *status, const ForgeError *err) {
+/* Ends the command once: stops the timer, releases the channel, reports (on_detached
+ * when detached, else on_exit). */
+static void exec_end(Exec *e, bool detached, const ExecStatus *status, const ForgeError *err) {
         bool tell = !e->finished;
 
         e->finished = true;
@@ -204,9 +208,16 @@ static void exec_finish(Exec *e, const ExecStatus *status, const ForgeError *err
         code_file_remove(e);
         stdin_fail_all(e);
         if (tell) {
-                e->ops->on_exit(e->userdata, status, err);
+                if (detached)
+                        e->ops->on_detached(e->userdata);
+                else
+                        e->ops->on_exit(e->userdata, status, err);
                 exec_unref(e); /* the caller's reference */
         }
+}
+
+static void exec_finish(Exec *e, const ExecStatus *status, const ForgeError *err) {
+        exec_end(e, false, status, err);
 }
 
 static uint64_t oom_count(Exec *e) {
@@ -302,8 +313,14 @@ static void on_lost(void *userdata) {
         Exec *e = userdata;
         ForgeError err = {0};
 
-        /* The channel's reference, now ours, keeps e alive through exec_finish. */
+        /* The channel's reference, now ours, keeps e alive through exec_end. */
         e->channel = 0;
+        if (e->spec.retain && e->pid > 0 && !e->sb->destroying && e->ops->on_detached) {
+                /* The agent keeps it running and keeps its output: not an end. */
+                exec_end(e, true, NULL, NULL);
+                exec_unref(e);
+                return;
+        }
         forge_error_set(&err, ECONNRESET, "agent_unavailable", "the sandbox's agent went away mid-command");
         exec_finish(e, NULL, &err);
         exec_unref(e);
@@ -398,6 +415,7 @@ static void on_spawn_reply(void *userdata, const ProtoResponse *resp) {
                 exec_finish(e, NULL, &err);
         } else if (!e->finished) {
                 e->spawned = true;
+                e->pid = resp->pid;
                 if (e->ops->on_spawned)
                         e->ops->on_spawned(e->userdata, resp->pid);
                 if (!e->finished)
@@ -439,10 +457,44 @@ static void spawn_request_build(Exec *e, ProtoBuf *b) {
         }
         if (e->spec.timeout_ms > 0)
                 proto_buf_put_int(b, PROTO_TAG_TIMEOUT_MS, e->spec.timeout_ms);
+        if (e->spec.retain) {
+                proto_buf_put_int(b, PROTO_TAG_RETAIN, 1);
+                if (e->spec.meta)
+                        proto_buf_put_str(b, PROTO_TAG_META, e->spec.meta);
+        }
 }
 
+static void on_adopt_reply(void *userdata, const ProtoResponse *resp) {
+        Exec *e = userdata;
+        ForgeError err = {0};
+
+        if (resp->status < 0 && !e->finished) {
+                forge_error_set(&err, resp->status, "agent_unavailable", "cannot adopt pid %lld: %s",
+                                (long long) e->pid, resp->message ? resp->message : strerror(-resp->status));
+                exec_finish(e, NULL, &err);
+        } else if (!e->finished) {
+                uint64_t start[2] = {(uint64_t) MAX(resp->offset[0], 0), (uint64_t) MAX(resp->offset[1], 0)};
+
+                e->spawned = true;
+                e->ops->on_adopted(e->userdata, start);
+                if (!e->finished)
+                        stdin_pump(e);
+        }
+        exec_unref(e);
+}
+
+static void adopt_request_build(Exec *e, ProtoBuf *b) {
+        agentc_request_begin(e->conn, b, PROTO_OP_PROC_ADOPT);
+        proto_buf_put_int(b, PROTO_TAG_PID, e->pid);
+        proto_buf_put_int(b, PROTO_TAG_CHANNEL, e->channel);
+        proto_buf_put_int(b, PROTO_TAG_STDOUT_OFFSET, (int64_t) e->from[0]);
+        proto_buf_put_int(b, PROTO_TAG_STDERR_OFFSET, (int64_t) e->from[1]);
+}
+
+/* SPAWN, or PROC_ADOPT when the Exec already has a pid. */
 static int exec_spawn(Exec *e) {
         ProtoBuf b = {0};
+        bool adopt = e->pid > 0;
         int r;
 
         e->channel = agentc_channel_open(e->conn, &exec_channel_ops, exec_ref(e));
@@ -450,10 +502,13 @@ static int exec_spawn(Exec *e) {
                 exec_unref(e);
                 return -ENOMEM;
         }
-        spawn_request_build(e, &b);
+        if (adopt)
+                adopt_request_build(e, &b);
+        else
+                spawn_request_build(e, &b);
         e->oom_before = oom_count(e);
         e->started_ms = time_mono_ms();
-        r = agentc_request_send(e->conn, &b, on_spawn_reply, exec_ref(e));
+        r = agentc_request_send(e->conn, &b, adopt ? on_adopt_reply : on_spawn_reply, exec_ref(e));
         if (r < 0) {
                 exec_unref(e);
                 return r;
@@ -495,8 +550,8 @@ static int stdin_setup(Exec *e) {
         return 0;
 }
 
-int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, const ExecOps *ops, void *userdata, Exec **ret,
-               ForgeError *err) {
+static int exec_begin(Manager *m, Sandbox *sb, ExecSpec *spec, int64_t pid, const uint64_t from[2],
+                      const ExecOps *ops, void *userdata, Exec **ret, ForgeError *err) {
         Exec *e = calloc(1, sizeof(*e));
         AgentConn *conn;
         int r;
@@ -506,6 +561,9 @@ int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, const ExecOps *ops, void
                 return forge_error_set(err, ENOMEM, "internal", "out of memory");
         }
         e->n_ref = 1;
+        e->pid = pid;
+        if (from)
+                memcpy(e->from, from, sizeof(e->from));
         e->manager = m;
         e->sb = sandbox_ref(sb);
         e->spec = *spec;
@@ -543,6 +601,17 @@ int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, const ExecOps *ops, void
         }
         *ret = e;
         return 0;
+}
+
+int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, const ExecOps *ops, void *userdata, Exec **ret,
+               ForgeError *err) {
+        return exec_begin(m, sb, spec, 0, NULL, ops, userdata, ret, err);
+}
+
+int exec_adopt(Manager *m, Sandbox *sb, ExecSpec *spec, int64_t pid, const uint64_t from[2], const ExecOps *ops,
+               void *userdata, Exec **ret, ForgeError *err) {
+        spec->retain = true;
+        return exec_begin(m, sb, spec, pid, from, ops, userdata, ret, err);
 }
 
 void exec_abandon(Exec *e) {

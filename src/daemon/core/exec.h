@@ -28,6 +28,10 @@ typedef struct ExecSpec {
         bool stdin_open;     /* keep stdin open for exec_write_stdin() */
         unsigned pty_rows, pty_cols; /* both 0 = pipes; else a terminal (stdin open too) */
         int64_t timeout_ms;  /* 0 = none */
+        /* processes: the agent keeps the command's output and exit across connections and
+         * forged restarts (docs/agent-protocol.md), with meta, forged's own description */
+        bool retain;
+        char *meta;
         /* execute: code written to code_path before the spawn, removed after */
         char *code_path;
         uint8_t *code;
@@ -53,6 +57,13 @@ typedef struct ExecOps {
         /* Once, last: status is NULL when the command could not run or the agent went
          * away (err says why). The Exec is gone when this returns. */
         void (*on_exit)(void *userdata, const ExecStatus *status, const ForgeError *err);
+        /* Instead of on_exit, for a retained command whose agent connection dropped while
+         * the sandbox lives: it still runs, and exec_adopt() finds it again. The Exec is
+         * gone when this returns. */
+        void (*on_detached)(void *userdata);
+        /* exec_adopt(): the agent replays the output from these offsets (stdout, stderr),
+         * before any on_output. */
+        void (*on_adopted)(void *userdata, const uint64_t start[2]);
 } ExecOps;
 
 typedef struct Exec Exec;
@@ -60,6 +71,12 @@ typedef struct Exec Exec;
 /* Takes the contents of *spec in every case. */
 int exec_start(Manager *m, Sandbox *sb, ExecSpec *spec, const ExecOps *ops, void *userdata, Exec **ret,
                ForgeError *err);
+/* A retained command the agent kept, attached again on a fresh channel as a new Exec:
+ * the agent replays its output from `from` (stdout, stderr), then sends it live, then the
+ * exit. spec describes it (argv, pty size, stdin_open, timeout_ms as what is left of it).
+ * on_adopted runs first; on_spawned does not. Takes the contents of *spec. */
+int exec_adopt(Manager *m, Sandbox *sb, ExecSpec *spec, int64_t pid, const uint64_t from[2], const ExecOps *ops,
+               void *userdata, Exec **ret, ForgeError *err);
 /* The caller is gone: kill the command's tree; no callback runs any more. */
 void exec_abandon(Exec *e);
 

@@ -83,15 +83,19 @@ static void after_resume(Transition *t) {
         if (t->r < 0) {
                 log_sb_error(sb->id, t->r, "cannot resume");
                 forge_error_set(&err, t->r, "isolator_failed", "cannot resume sandbox %s", sb->id);
-        } else {
-                sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
-                sb->last_active_ms = time_now_ms();
-                manager_save(t->manager, sb);
-                metrics_count(METRIC_RESUMES);
-                metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
-                log_sb_info(sb->id, "resumed");
+                return waiters_finish(sb, &err);
         }
-        waiters_finish(sb, t->r < 0 ? &err : NULL);
+        sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
+        sb->last_active_ms = time_now_ms();
+        metrics_count(METRIC_RESUMES);
+        metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
+        log_sb_info(sb->id, "resumed");
+        /* The callers' commands start before the record's fsync, not after it. Should
+         * forged die in between, the record says suspended and reconcile freezes the
+         * sandbox again (the record is the truth). */
+        waiters_finish(sb, NULL);
+        if (!sb->destroying)
+                manager_save(t->manager, sb);
 }
 
 static void after_transition(uv_work_t *w, int status) {
@@ -177,6 +181,23 @@ void manager_ensure_running(Manager *m, Sandbox *sb, SandboxDone done, void *use
         *tail = w;
         /* A suspend under way starts the resume when it ends (after_suspend). */
         if (!sb->transitioning)
+                transition_start(m, sb, false, NULL, NULL, NULL);
+}
+
+void manager_hold_begin(Sandbox *sb) {
+        sb->transitioning = true;
+}
+
+void manager_hold_end(Manager *m, Sandbox *sb) {
+        ForgeError err = {0};
+
+        sb->transitioning = false;
+        if (sb->destroying) {
+                not_live_error(sb, &err);
+                waiters_finish(sb, &err);
+        } else if (sb->waiters && sb->state == SANDBOX_RUNNING)
+                waiters_finish(sb, NULL);
+        else if (sb->waiters)
                 transition_start(m, sb, false, NULL, NULL, NULL);
 }
 

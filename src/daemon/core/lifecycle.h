@@ -20,6 +20,12 @@ void manager_suspend(Manager *m, Sandbox *sb, const char *reason, SandboxDone do
  * err set if it is neither running nor suspended or the resume failed. */
 void manager_ensure_running(Manager *m, Sandbox *sb, SandboxDone done, void *userdata);
 
+/* A fork or a snapshot copies sb's disk with its processes stopped: from begin to end sb
+ * counts as transitioning, so calls that need it running wait for the end and no suspend
+ * or resume starts. The caller checked that no transition was under way. */
+void manager_hold_begin(Sandbox *sb);
+void manager_hold_end(Manager *m, Sandbox *sb);
+
 /* An API call (or a follower, an attach) starts or stops using sb: while any is in
  * flight the sandbox is not idle; the end of the last one starts its idle clock. */
 void sandbox_activity_begin(Sandbox *sb);

@@ -4,18 +4,21 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "basic/fault.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
+#include "basic/random-util.h"
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "daemon/agentc.h"
+#include "daemon/core/process.h"
 #include "daemon/core/images.h"
 #include "daemon/core/lifecycle.h"
 #include "daemon/core/metrics.h"
+#include "daemon/core/pool.h"
+#include "daemon/core/snapshots.h"
 #include "daemon/core/store.h"
 
 /* Work handed to the thread pool: isolator calls block (clone, mounts, cgroup writes). */
@@ -25,6 +28,10 @@ typedef struct Job {
         Sandbox *sb;
         SandboxPlan plan;
         char *dir; /* destroy: where the sandbox dir was moved to */
+        char *disk_from; /* create: the saved disk it starts from (plan.disk_from) */
+        Sandbox *src;    /* fork: the sandbox copied, held (manager_hold_begin) meanwhile */
+        SandboxPlan src_plan;
+        bool src_was_running;
         ForgeError err;
         int r;
         SandboxDone done;
@@ -42,10 +49,12 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
         m->default_isolator = cfg->default_isolator;
         m->max_sandboxes = cfg->max_sandboxes;
         m->idle_timeout_s = cfg->idle_timeout_s;
+        m->pool_size = cfg->pool_size;
         m->state_dir = strdup(cfg->state_dir);
         m->agent_path = strdup(cfg->agent_path);
         if (!m->state_dir || !m->agent_path || asprintf(&m->sandboxes_dir, "%s/sandboxes", cfg->state_dir) < 0 ||
-            asprintf(&m->trash_dir, "%s/trash", cfg->state_dir) < 0) {
+            asprintf(&m->trash_dir, "%s/trash", cfg->state_dir) < 0 ||
+            asprintf(&m->snapshots_dir, "%s/snapshots", cfg->state_dir) < 0) {
                 manager_free(m);
                 return forge_error_set(err, ENOMEM, "internal", "out of memory");
         }
@@ -54,6 +63,8 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
                 r = mkdir_p(m->sandboxes_dir, 0711);
         if (r >= 0)
                 r = mkdir_p(m->trash_dir, 0700);
+        if (r >= 0)
+                r = mkdir_p(m->snapshots_dir, 0700);
         if (r < 0) {
                 forge_error_set(err, r, "internal", "cannot create the state directory %s", m->state_dir);
                 manager_free(m);
@@ -74,6 +85,7 @@ void manager_free(Manager *m) {
         if (!m)
                 return;
         manager_sweep_stop(m);
+        pool_drain(m);
         for (size_t i = 0; i < m->n_sandboxes; i++) {
                 agentc_close(m->sandboxes[i]->agent);
                 sandbox_unref(m->sandboxes[i]);
@@ -85,6 +97,7 @@ void manager_free(Manager *m) {
         free(m->state_dir);
         free(m->sandboxes_dir);
         free(m->trash_dir);
+        free(m->snapshots_dir);
         free(m->agent_path);
         free(m);
 }
@@ -135,18 +148,12 @@ int manager_save(Manager *m, Sandbox *sb) {
 
 /* 10 characters, a letter first: a DNS label that never looks like a number. */
 static int id_generate(Manager *m, char ret[SANDBOX_ID_MAX + 1]) {
-        static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-        uint8_t rnd[10];
-
         for (int attempt = 0; attempt < 16; attempt++) {
                 _cleanup_free_ char *path = NULL;
+                int r = random_label(ret, 10);
 
-                if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-                        return -errno;
-                ret[0] = alnum[rnd[0] % 26];
-                for (size_t i = 1; i < sizeof(rnd); i++)
-                        ret[i] = alnum[rnd[i] % 36];
-                ret[sizeof(rnd)] = 0;
+                if (r < 0)
+                        return r;
                 if (asprintf(&path, "%s/%s", m->sandboxes_dir, ret) < 0)
                         return -ENOMEM;
                 if (!manager_find(m, ret) && access(path, F_OK) < 0)
@@ -158,6 +165,9 @@ static int id_generate(Manager *m, char ret[SANDBOX_ID_MAX + 1]) {
 static bool uid_slot_is_used(Manager *m, uint32_t slot) {
         for (size_t i = 0; i < m->n_sandboxes; i++)
                 if (m->sandboxes[i]->uid_slot == slot)
+                        return true;
+        for (size_t i = 0; i < m->n_pool; i++)
+                if (m->pool[i]->uid_slot == slot)
                         return true;
         return false;
 }
@@ -171,7 +181,8 @@ static int uid_slot_allocate(Manager *m, uint32_t *ret) {
         return -ENOSPC;
 }
 
-static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, ForgeError *err) {
+/* The image a spec asks for: its own, else one with its runtime, else `host`. */
+static int spec_image(Manager *m, const CreateSpec *spec, const char **ret, ForgeError *err) {
         const char *image = spec->image;
         const char *interp, *suffix;
         int r;
@@ -191,6 +202,14 @@ static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, ForgeErro
                 if (r < 0)
                         return r;
         }
+        *ret = image;
+        return 0;
+}
+
+static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, const char *image, ForgeError *err) {
+        free(sb->image);
+        free(sb->cwd);
+        free(sb->name);
         sb->image = strdup(image);
         sb->cwd = strdup(spec->cwd ? spec->cwd : images_workdir(m, image));
         sb->name = spec->name ? strdup(spec->name) : NULL;
@@ -198,9 +217,13 @@ static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, ForgeErro
                 return forge_error_set(err, ENOMEM, "internal", "out of memory");
         sb->isolator = spec->isolator ? spec->isolator : m->default_isolator;
         sb->limits = spec->limits;
+        if (sb->limits.disk_mb == 0)
+                sb->limits.disk_mb = sandbox_default_limits.disk_mb;
         sb->idle_timeout_s = spec->idle_timeout_s >= 0 ? spec->idle_timeout_s : m->idle_timeout_s;
         sb->ttl_s = spec->ttl_s;
         sb->on_expire = spec->on_expire;
+        json_object_clear(sb->env);
+        json_object_clear(sb->metadata);
         if (spec->env)
                 json_object_update(sb->env, spec->env);
         if (spec->metadata)
@@ -210,16 +233,35 @@ static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, ForgeErro
 
 static void job_free(Job *job) {
         sandbox_unref(job->sb);
+        sandbox_unref(job->src);
         free(job->dir);
+        free(job->disk_from);
         free(job);
+}
+
+/* A fork's source stops for as long as its disk is copied. */
+static int fork_copy(Job *job) {
+        const IsolatorOps *iso = job->src->isolator;
+        int r = 0;
+
+        if (job->src_was_running && (r = iso->suspend(&job->src_plan)) < 0)
+                return forge_error_set(&job->err, r, "isolator_failed", "cannot stop sandbox %s to copy it",
+                                       job->src->id);
+        r = iso->snapshot(&job->src_plan, job->disk_from, &job->err);
+        if (job->src_was_running && iso->resume(&job->src_plan) < 0 && r >= 0)
+                r = forge_error_set(&job->err, EIO, "isolator_failed", "cannot resume sandbox %s after copying it",
+                                    job->src->id);
+        return r;
 }
 
 static void work_create(uv_work_t *w) {
         Job *job = w->data;
         const IsolatorOps *iso = job->sb->isolator;
 
+        job->r = job->src ? fork_copy(job) : 0;
         FAULT_POINT("create.before_isolator_create");
-        job->r = iso->create(&job->plan, &job->err);
+        if (job->r >= 0)
+                job->r = iso->create(&job->plan, &job->err);
         FAULT_POINT("create.after_isolator_create");
         if (job->r >= 0)
                 job->r = iso->start(&job->plan, &job->err);
@@ -228,16 +270,26 @@ static void work_create(uv_work_t *w) {
                 iso->destroy(&job->plan);
 }
 
+/* Out of the registry or the pool, whichever holds it. */
+static void sandbox_forget(Manager *m, Sandbox *sb) {
+        if (sb->pooled)
+                pool_remove(m, sb);
+        else
+                registry_remove(m, sb);
+}
+
 static void after_create(uv_work_t *w, int status) {
         Job *job = w->data;
         Manager *m = job->manager;
         Sandbox *sb = job->sb;
 
-        m->n_pending--;
+        m->n_jobs--;
+        if (job->src)
+                manager_hold_end(m, job->src);
         if (job->r < 0) {
                 log_sb_error(sb->id, job->r, "create failed: %s", job->err.message);
                 metrics_count(METRIC_CREATE_FAILURES);
-                registry_remove(m, sb);
+                sandbox_forget(m, sb);
                 sandbox_set_state(sb, SANDBOX_DESTROYED, "create_failed");
                 rm_rf(sb->dir);
                 job->done(sb, &job->err, job->userdata);
@@ -246,21 +298,81 @@ static void after_create(uv_work_t *w, int status) {
                 FAULT_POINT("create.before_save_running");
                 manager_save(m, sb);
                 FAULT_POINT("create.after_save_running");
-                log_sb_info(sb->id, "running (image %s, isolator %s)", sb->image, sb->isolator->name);
-                metrics_count(METRIC_CREATES);
-                metrics_observe_since(METRIC_CREATE_SECONDS, job->started_ms);
+                log_sb_info(sb->id, "running (image %s, isolator %s%s%s%s)", sb->image, sb->isolator->name,
+                            sb->pooled ? ", pooled" : "", job->src ? ", forked from " : "",
+                            job->src ? job->src->id : "");
+                if (!sb->pooled) {
+                        metrics_count(METRIC_CREATES);
+                        metrics_observe_since(METRIC_CREATE_SECONDS, job->started_ms);
+                }
                 job->done(sb, NULL, job->userdata);
         }
         job_free(job);
 }
 
-int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *userdata, ForgeError *err) {
+/* A warm sandbox becomes the client's: as if created now, with the spec's settings.
+ * Nothing of it was ever handed to anyone, so there is nothing to clean. */
+static int pool_hand_out(Manager *m, Sandbox *sb, const CreateSpec *spec, const char *image, SandboxDone done,
+                         void *userdata, ForgeError *err) {
+        int64_t started = time_mono_ms();
+        int r;
+
+        r = spec_apply(m, sb, spec, image, err);
+        if (r >= 0) {
+                sb->pooled = false;
+                sb->created_ms = sb->updated_ms = sb->last_active_ms = time_now_ms();
+                r = manager_save(m, sb);
+                if (r < 0)
+                        forge_error_set(err, r, "internal", "cannot record the sandbox");
+        }
+        if (r >= 0 && (r = registry_add(m, sb)) < 0)
+                forge_error_set(err, r, "internal", "out of memory");
+        if (r < 0) {
+                manager_destroy_for(m, sb, "create_failed", NULL, NULL);
+                sandbox_unref(sb);
+                return r;
+        }
+        log_sb_info(sb->id, "running (image %s, isolator %s, from the pool)", sb->image, sb->isolator->name);
+        metrics_count(METRIC_CREATES);
+        metrics_observe_since(METRIC_CREATE_SECONDS, started);
+        done(sb, NULL, userdata);
+        sandbox_unref(sb);
+        pool_fill(m);
+        return 0;
+}
+
+/* from_snapshot: the snapshot decides the image and the disk, size included. */
+static int spec_from_snapshot(Manager *m, CreateSpec *spec, Snapshot *snap, ForgeError *err) {
+        int r = snapshot_load(m, spec->from_snapshot, snap, err);
+
+        if (r < 0)
+                return r;
+        if (spec->image && strcmp(spec->image, snap->image) != 0)
+                return forge_error_set(err, EINVAL, "invalid_request",
+                                       "snapshot %s holds a sandbox of image '%s', not '%s'", snap->id,
+                                       snap->image, spec->image);
+        if (spec->isolator && spec->isolator != snap->isolator)
+                return forge_error_set(err, EINVAL, "invalid_request", "snapshot %s was made by isolator %s",
+                                       snap->id, snap->isolator->name);
+        if (spec->limits.disk_mb != 0 && spec->limits.disk_mb != snap->disk_mb)
+                return forge_error_set(err, EINVAL, "invalid_request",
+                                       "'limits.disk_mb' must be the snapshot's disk size (%lld MiB) or absent",
+                                       (long long) snap->disk_mb);
+        spec->image = snap->image;
+        spec->isolator = snap->isolator;
+        if (spec->limits.disk_mb == 0)
+                spec->limits.disk_mb = snap->disk_mb;
+        return 0;
+}
+
+static int create_start(Manager *m, const CreateSpec *spec, const char *image, const Snapshot *snap,
+                        SandboxDone done, void *userdata, ForgeError *err) {
         _cleanup_(sandbox_unrefp) Sandbox *sb = NULL;
         char id[SANDBOX_ID_MAX + 1];
         Job *job;
         int r;
 
-        if (m->n_sandboxes >= m->max_sandboxes)
+        if (!spec->pooled && m->n_sandboxes + m->n_pool >= m->max_sandboxes)
                 return forge_error_set(err, EAGAIN, "at_capacity", "the sandbox limit (%u) is reached",
                                        m->max_sandboxes);
         r = id_generate(m, id);
@@ -269,7 +381,8 @@ int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *u
         sb = sandbox_new(m, id);
         if (!sb)
                 return forge_error_set(err, ENOMEM, "internal", "out of memory");
-        r = spec_apply(m, sb, spec, err);
+        sb->pooled = spec->pooled;
+        r = spec_apply(m, sb, spec, image, err);
         if (r < 0)
                 return r;
         r = uid_slot_allocate(m, &sb->uid_slot);
@@ -281,28 +394,110 @@ int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *u
         r = manager_save(m, sb);
         FAULT_POINT("create.record_saved");
         if (r >= 0)
-                r = registry_add(m, sb);
+                r = sb->pooled ? pool_add(m, sb) : registry_add(m, sb);
         job = r >= 0 ? calloc(1, sizeof(*job)) : NULL;
         if (!job) {
-                registry_remove(m, sb);
+                sandbox_forget(m, sb);
                 rm_rf(sb->dir);
                 return forge_error_set(err, r < 0 ? r : -ENOMEM, "internal", "cannot record the sandbox");
         }
         *job = (Job){.manager = m, .sb = sandbox_ref(sb), .done = done, .userdata = userdata};
         sandbox_plan(sb, &job->plan);
+        if (spec->fork_of) {
+                job->src = sandbox_ref(spec->fork_of);
+                job->src_was_running = spec->fork_of->state == SANDBOX_RUNNING;
+                sandbox_plan(job->src, &job->src_plan);
+                if (asprintf(&job->disk_from, "%s/fork.img", sb->dir) < 0)
+                        job->disk_from = NULL;
+                job->plan.disk_from_uid_base = job->src_plan.uid_base;
+                job->plan.disk_from_move = true;
+        } else if (snap) {
+                job->disk_from = strdup(snap->disk_path);
+                job->plan.disk_from_uid_base = snap->uid_base;
+        }
+        job->plan.disk_from = job->disk_from;
+        if ((spec->fork_of || snap) && !job->disk_from) {
+                sandbox_forget(m, sb);
+                rm_rf(sb->dir);
+                job_free(job);
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        }
         job->work.data = job;
-        m->n_pending++;
+        m->n_jobs++;
         log_sb_info(sb->id, "creating");
         job->started_ms = time_mono_ms();
+        if (job->src)
+                manager_hold_begin(job->src);
         r = uv_queue_work(m->loop, &job->work, work_create, after_create);
         if (r < 0) {
-                m->n_pending--;
-                registry_remove(m, sb);
+                m->n_jobs--;
+                if (job->src)
+                        manager_hold_end(m, job->src);
+                sandbox_forget(m, sb);
                 rm_rf(sb->dir);
                 job_free(job);
                 return forge_error_set(err, r, "internal", "cannot queue the creation");
         }
         return 0;
+}
+
+int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *userdata, ForgeError *err) {
+        _cleanup_(snapshot_done) Snapshot snap = {0};
+        CreateSpec effective = *spec;
+        const char *image;
+        Sandbox *warm;
+        int r;
+
+        if (spec->from_snapshot) {
+                r = spec_from_snapshot(m, &effective, &snap, err);
+                if (r < 0)
+                        return r;
+        }
+        r = spec_image(m, &effective, &image, err);
+        if (r < 0)
+                return r;
+        warm = spec->pooled || spec->fork_of || spec->from_snapshot ? NULL : pool_take(m, &effective, image);
+        if (warm)
+                return pool_hand_out(m, warm, &effective, image, done, userdata, err);
+        return create_start(m, &effective, image, spec->from_snapshot ? &snap : NULL, done, userdata, err);
+}
+
+int manager_fork(Manager *m, Sandbox *src, const CreateSpec *spec, SandboxDone done, void *userdata,
+                 ForgeError *err) {
+        CreateSpec fork = *spec;
+        json_t *metadata;
+        int r;
+
+        if (!sandbox_is_live(src))
+                return forge_error_set(err, EINVAL, "sandbox_not_running", "sandbox %s is %s", src->id,
+                                       sandbox_state_to_string(src->state));
+        if (!src->isolator->snapshot)
+                return forge_error_set(err, EOPNOTSUPP, "not_supported", "isolator %s cannot copy a sandbox",
+                                       src->isolator->name);
+        if (src->transitioning || src->waiters)
+                return forge_error_set(err, EBUSY, "sandbox_busy",
+                                       "sandbox %s is being suspended, resumed or copied", src->id);
+        fork.image = src->image;
+        fork.runtime = NULL;
+        fork.isolator = src->isolator;
+        fork.limits = src->limits;
+        fork.env = src->env;
+        fork.cwd = src->cwd;
+        fork.fork_of = src;
+        /* The source's metadata, with the keys the fork's body sets replaced. */
+        metadata = json_deep_copy(src->metadata);
+        if (!metadata)
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        if (spec->metadata && json_object_update(metadata, spec->metadata) < 0) {
+                json_decref(metadata);
+                return forge_error_set(err, ENOMEM, "internal", "out of memory");
+        }
+        fork.metadata = metadata;
+        if (fork.idle_timeout_s < 0)
+                fork.idle_timeout_s = src->idle_timeout_s;
+        r = create_start(m, &fork, src->image, NULL, done, userdata, err);
+        json_decref(metadata);
+        return r;
 }
 
 static void work_destroy(uv_work_t *w) {
@@ -318,7 +513,9 @@ static void work_destroy(uv_work_t *w) {
 
 static void after_destroy(uv_work_t *w, int status) {
         Job *job = w->data;
+        Manager *m = job->manager;
 
+        m->n_jobs--;
         if (job->r < 0)
                 log_sb_error(job->sb->id, job->r, "destroy left resources behind (reconcile retries)");
         else
@@ -326,6 +523,7 @@ static void after_destroy(uv_work_t *w, int status) {
         if (job->done)
                 job->done(job->sb, NULL, job->userdata);
         job_free(job);
+        pool_fill(m); /* room for a warm one again */
 }
 
 /* Moves the directory aside first, so that a crash mid-destroy never brings the sandbox
@@ -341,6 +539,7 @@ void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDon
         sb->destroying = true;
         metrics_count(METRIC_DESTROYS);
         agentc_close(sb->agent);
+        process_table_end(sb);
         if (asprintf(&trashed, "%s/%s", m->trash_dir, sb->id) < 0 || rename(sb->dir, trashed) < 0) {
                 log_sb_warn(sb->id, errno, "cannot move the sandbox to the trash");
                 free(trashed);
@@ -362,6 +561,7 @@ void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDon
         job->plan.dir = job->dir;
         job->work.data = job;
         registry_remove(m, sb);
+        m->n_jobs++;
         if (uv_queue_work(m->loop, &job->work, work_destroy, after_destroy) < 0) {
                 work_destroy(&job->work);
                 after_destroy(&job->work, 0);
@@ -421,6 +621,12 @@ int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err) {
         return 0;
 }
 
+void manager_quiesce(Manager *m) {
+        m->pool_started = false;
+        while (m->n_jobs > 0 && uv_run(m->loop, UV_RUN_ONCE) >= 0)
+                ;
+}
+
 /* ---- reconcile ---- */
 
 static bool is_known(const char *id, void *userdata) {
@@ -474,6 +680,12 @@ static void reconcile_one(Manager *m, const char *id) {
                 return;
         }
         sandbox_plan(sb, &plan);
+        if (sb->pooled) {
+                sb->isolator->destroy(&plan);
+                rm_rf(sb->dir);
+                log_sb_info(id, "destroyed a warm sandbox of the previous run");
+                return;
+        }
         if (sb->state == SANDBOX_CREATING) {
                 sb->isolator->destroy(&plan);
                 sandbox_set_state(sb, SANDBOX_FAILED, "interrupted_create");
@@ -508,6 +720,7 @@ int manager_reconcile(Manager *m) {
         if (!d)
                 return -errno;
         reconcile_trash(m);
+        snapshots_reconcile(m);
         while ((de = readdir(d))) {
                 char **grown;
 

@@ -21,6 +21,7 @@ typedef struct ManagerConfig {
         const IsolatorOps *default_isolator;
         unsigned max_sandboxes;
         int64_t idle_timeout_s; /* default for sandboxes that do not say; 0 = never */
+        unsigned pool_size;     /* warm sandboxes to keep ready (core/pool.c); 0 = none */
 } ManagerConfig;
 
 struct Manager {
@@ -28,15 +29,21 @@ struct Manager {
         char *state_dir;
         char *sandboxes_dir; /* $STATE/sandboxes */
         char *trash_dir;     /* $STATE/trash: sandboxes being destroyed */
+        char *snapshots_dir; /* $STATE/snapshots (core/snapshots.c) */
         char *agent_path;
         struct Images *images; /* the image registry (core/images.h) */
         const IsolatorOps *default_isolator;
         unsigned max_sandboxes;
         Sandbox **sandboxes; /* live ones, in creation order */
         size_t n_sandboxes;
-        unsigned n_pending; /* creations in flight, counted against max_sandboxes */
+        unsigned n_jobs; /* thread-pool jobs in flight: creates, destroys, snapshots */
         int64_t idle_timeout_s;  /* default of new sandboxes */
         uv_timer_t *sweep_timer; /* idle and TTL (core/lifecycle.c); NULL until started */
+        Sandbox **pool;          /* warm sandboxes, ready or being made (core/pool.c) */
+        size_t n_pool;
+        unsigned pool_size;  /* how many to keep */
+        bool pool_started;   /* refills run once reconcile is done */
+        bool pool_filling;   /* one refill at a time */
 };
 
 /* What a client asked for, already validated in shape by the API layer. */
@@ -52,6 +59,10 @@ typedef struct CreateSpec {
         int64_t idle_timeout_s; /* -1 = the manager's default; 0 = never */
         int64_t ttl_s;          /* 0 = none */
         SandboxExpire on_expire;
+        const char *from_snapshot; /* NULL = an empty filesystem */
+        /* Set by the core, not by clients: */
+        Sandbox *fork_of; /* copy this sandbox's filesystem (manager_fork) */
+        bool pooled;      /* a warm sandbox for the pool */
 } CreateSpec;
 
 int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeError *err);
@@ -70,10 +81,19 @@ typedef void (*SandboxDone)(Sandbox *sb, const ForgeError *err, void *userdata);
 /* On success the sandbox is persisted as `creating` before this returns, and done runs
  * when it is `running` (or failed; then it has been removed again). */
 int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *userdata, ForgeError *err);
+/* A new sandbox with a copy of src's filesystem (its processes are not carried over) and
+ * src's settings, where spec (name, metadata, idle_timeout_s, ttl_s, on_expire) does not
+ * say otherwise. src's processes stop for the copy and go on after it. */
+int manager_fork(Manager *m, Sandbox *src, const CreateSpec *spec, SandboxDone done, void *userdata,
+                 ForgeError *err);
 /* Moves the sandbox out of the registry at once; done runs when its resources are gone. */
 void manager_destroy(Manager *m, Sandbox *sb, SandboxDone done, void *userdata);
 /* The same, with the reason logged and kept ("ttl"; manager_destroy says "destroyed_by_client"). */
 void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata);
+
+/* At a clean exit, once the loop stopped: no more pool refills; runs the loop until the
+ * thread-pool jobs in flight have finished, so none outlives the manager. */
+void manager_quiesce(Manager *m);
 
 /* Persists sb's record atomically. */
 int manager_save(Manager *m, Sandbox *sb);

@@ -13,6 +13,7 @@
 #include "basic/macros.h"
 #include "basic/time-util.h"
 #include "daemon/core/manager.h"
+#include "daemon/core/pool.h"
 
 #define BUCKETS_MAX 16
 /* Distinct error codes kept apart; more than this (there are ~30) count as "other". */
@@ -121,6 +122,7 @@ void metrics_gauges_from_manager(const Manager *m, MetricsGauges *ret) {
                         if (state && strcmp(state, metrics_states[s]) == 0)
                                 ret->sandboxes[s]++;
         }
+        ret->pool_size = pool_ready(m);
 }
 
 /* The shortest of %.15g/%.17g that reads back exactly: "0.25", not 0.25000000000000000. */

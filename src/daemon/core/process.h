@@ -5,7 +5,10 @@
  *
  * forged always credits the agent at once, so a process never blocks on a slow reader:
  * a reader that falls behind the ring start misses bytes (on_dropped says how many).
- * The table lives in forged's memory only: after a restart it is empty. */
+ *
+ * Processes are spawned *retained*: the sandbox's agent keeps their output and exit too,
+ * so after a forged restart or a dropped agent connection, process_sync() lists them and
+ * adopts them again (same pids, rings refilled from the agent's). */
 #pragma once
 
 #include <stdbool.h>
@@ -13,11 +16,15 @@
 #include <sys/types.h>
 
 #include "daemon/core/exec.h"
-#include "daemon/core/ring.h"
+#include "basic/ring.h"
 
 #define PROCESS_RING_BYTES (1024 * 1024)
 /* Finished processes kept per sandbox; older ones are forgotten. */
 #define PROCESS_KEEP_FINISHED 256
+/* Most retained processes adopted from one agent listing (the newest ones). */
+#define PROCESS_ADOPT_MAX (PROCESS_KEEP_FINISHED + 1024)
+/* After a dropped agent connection, forged tries to adopt the processes again this soon. */
+#define PROCESS_RESYNC_MS 1000
 /* Followers are fed at most this much per callback. */
 #define PROCESS_CHUNK_BYTES (16 * 1024)
 
@@ -41,12 +48,14 @@ typedef struct Process {
         char **argv;
         char *cwd;
         bool pty;
+        unsigned rows, cols; /* the terminal's size at the start; 0 without a PTY */
         bool stdin_open; /* stdin was asked for (or a PTY) and not closed yet */
+        int64_t timeout_ms; /* 0 = none */
         ProcessState state;
         int exit_code, signal; /* once finished; as in ExecStatus */
         int64_t started_ms, ended_ms; /* wall clock; ended_ms 0 while running */
         Ring rings[2]; /* stdout, stderr */
-        Exec *exec;    /* while running */
+        Exec *exec;    /* while running; NULL while its agent connection is down (process_sync() adopts it) */
         ProcessFollower *followers;
         /* until it runs: where, and who waits for the start */
         Sandbox *starting_in;
@@ -73,6 +82,16 @@ Process *process_find(Sandbox *sb, int64_t pid);
 Process *process_next(Sandbox *sb, Process *prev);
 /* Forgets every process (sandbox_unref). */
 void process_table_free(ProcessTable *t);
+
+/* Makes sb's table match what its agent retains, then runs done (always, once; maybe
+ * at once): on a connection it has not yet synced, lists the agent's retained processes,
+ * adopts each one forged does not follow yet (with PID, status and output) and ends, as
+ * killed, running ones the agent no longer has (the sandbox was restarted). If the agent
+ * cannot be reached, done runs with the table as it is. */
+void process_sync(Manager *m, Sandbox *sb, void (*done)(void *userdata), void *userdata);
+/* The sandbox is being destroyed (or its agent died): processes whose connection had
+ * dropped end as killed. */
+void process_table_end(Sandbox *sb);
 
 /* As exec_write_stdin; -EPIPE when the process is over or stdin is not open. */
 int process_write_stdin(Process *p, const void *data, size_t len, bool close, ExecStdinDone done,

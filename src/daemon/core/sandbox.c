@@ -9,6 +9,14 @@
 #include "daemon/core/process.h"
 #include "basic/time-util.h"
 
+const SandboxLimits sandbox_default_limits = {
+        .cpus_milli = 1000,
+        .memory_mb = 512,
+        .disk_mb = 4096,
+        .pids = 256,
+        .timeout_ms = 60000,
+};
+
 static const char *const state_names[_SANDBOX_STATE_MAX] = {
         [SANDBOX_CREATING] = "creating",
         [SANDBOX_RUNNING] = "running",
@@ -153,7 +161,8 @@ json_t *sandbox_to_record(const Sandbox *sb) {
             json_object_set_new(j, "uid_slot", json_integer(sb->uid_slot)) < 0 ||
             json_object_set_new(j, "last_active_ms", json_integer(sb->last_active_ms)) < 0 ||
             json_object_set_new(j, "ttl_expired", json_boolean(sb->ttl_expired)) < 0 ||
-            json_object_set_new(j, "cpus_milli", json_integer(sb->limits.cpus_milli)) < 0) {
+            json_object_set_new(j, "cpus_milli", json_integer(sb->limits.cpus_milli)) < 0 ||
+            (sb->pooled && json_object_set_new(j, "pooled", json_true()) < 0)) {
                 json_decref(j);
                 return NULL;
         }
@@ -164,16 +173,17 @@ json_t *sandbox_to_record(const Sandbox *sb) {
 static int lifecycle_from_record(Sandbox *sb, json_t *rec) {
         json_int_t active = sb->updated_ms, idle = 0, ttl = 0;
         const char *expire = "destroy";
-        int expired = 0;
+        int expired = 0, pooled = 0;
 
-        if (json_unpack(rec, "{s?I, s?I, s?I, s?s, s?b}", "last_active_ms", &active, "idle_timeout_s", &idle,
-                        "ttl_s", &ttl, "on_expire", &expire, "ttl_expired", &expired) < 0 ||
+        if (json_unpack(rec, "{s?I, s?I, s?I, s?s, s?b, s?b}", "last_active_ms", &active, "idle_timeout_s", &idle,
+                        "ttl_s", &ttl, "on_expire", &expire, "ttl_expired", &expired, "pooled", &pooled) < 0 ||
             idle < 0 || ttl < 0 || sandbox_expire_from_string(expire, &sb->on_expire) < 0)
                 return -EBADMSG;
         sb->last_active_ms = active;
         sb->idle_timeout_s = idle;
         sb->ttl_s = ttl;
         sb->ttl_expired = expired;
+        sb->pooled = pooled;
         return 0;
 }
 

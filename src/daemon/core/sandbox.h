@@ -58,7 +58,11 @@ typedef struct Sandbox {
         AgentConn *agent; /* NULL until first use or after the connection dropped */
         ProcessTable *processes; /* background processes (core/process.c); NULL until the first */
         bool destroying;
+        bool pooled; /* a warm sandbox in the manager's pool, not handed out yet */
 } Sandbox;
+
+/* The limits of a sandbox whose create does not say (docs/api.md). */
+extern const SandboxLimits sandbox_default_limits;
 
 Sandbox *sandbox_new(Manager *m, const char *id);
 Sandbox *sandbox_ref(Sandbox *sb);

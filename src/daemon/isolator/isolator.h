@@ -37,6 +37,13 @@ typedef struct SandboxPlan {
         uid_t uid_base;           /* root inside maps to uid_base outside */
         uint32_t uid_count;       /* size of the mapped range */
         SandboxLimits limits;
+        /* create: start from this saved filesystem state (a snapshot() file) instead of an
+         * empty one; NULL = empty. It was saved by a sandbox whose root was
+         * disk_from_uid_base. With disk_from_move the file is this sandbox's own (a fork's
+         * copy) and is moved into place; otherwise it is copied and left as it is. */
+        const char *disk_from;
+        uid_t disk_from_uid_base;
+        bool disk_from_move;
 } SandboxPlan;
 
 typedef struct SandboxUsage {
@@ -70,6 +77,10 @@ typedef struct IsolatorOps {
          * returns once all are stopped; resume lets them go on. Both idempotent. */
         int (*suspend)(const SandboxPlan *plan);
         int (*resume)(const SandboxPlan *plan);
+        /* Saves the sandbox's filesystem state (what its writable layer holds) to dest, a
+         * new file that create's plan->disk_from accepts. The caller has stopped the
+         * sandbox's processes (suspend). NULL where the isolator cannot. */
+        int (*snapshot)(const SandboxPlan *plan, const char *dest, ForgeError *err);
         /* Kills every process and removes host-side resources except the sandbox dir. */
         int (*destroy)(const SandboxPlan *plan);
         /* Removes resources (cgroups, processes) of sandboxes for which known() is false. */

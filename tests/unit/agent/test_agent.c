@@ -25,6 +25,7 @@ typedef struct Client {
         int fd;
         pid_t agent;
         char dir[64];
+        struct sockaddr_un sa;
         uint32_t next_req;
 } Client;
 
@@ -118,32 +119,42 @@ static int path_op(Client *c, ProtoOp op, const char *path, int flag_tag, ProtoR
         return status;
 }
 
-static int setup(void **state) {
-        const char *bin = getenv("FORGE_AGENT_BIN");
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        Client *c = calloc(1, sizeof(Client));
+/* Connects (again: the agent drops the previous connection) and reads the HELLO. */
+static void client_connect(Client *c) {
         Frame f;
         uint32_t version;
 
-        assert_non_null(bin);
-        assert_non_null(c);
-        strcpy(c->dir, "/tmp/forge-agent-test-XXXXXX");
-        assert_non_null(mkdtemp(c->dir));
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", c->dir);
-        c->agent = fork();
-        assert_true(c->agent >= 0);
-        if (c->agent == 0) {
-                execl(bin, bin, "--listen", sa.sun_path, (char *) NULL);
-                _exit(127);
-        }
+        if (c->fd >= 0)
+                close(c->fd);
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        for (int i = 0; i < 200 && connect(c->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0; i++)
+        for (int i = 0; i < 200 && connect(c->fd, (struct sockaddr *) &c->sa, sizeof(c->sa)) < 0; i++)
                 usleep(10000);
         frame_recv(c, &f);
         assert_int_equal(f.h.type, PROTO_HELLO);
         assert_int_equal(proto_hello_decode(f.payload, f.h.length, &version), 0);
         assert_int_equal(version, PROTO_VERSION);
+        assert_non_null(memmem(f.payload, f.h.length, PROTO_FEATURE_RETAIN, strlen(PROTO_FEATURE_RETAIN)));
         free(f.payload);
+}
+
+static int setup(void **state) {
+        const char *bin = getenv("FORGE_AGENT_BIN");
+        Client *c = calloc(1, sizeof(Client));
+
+        assert_non_null(bin);
+        assert_non_null(c);
+        strcpy(c->dir, "/tmp/forge-agent-test-XXXXXX");
+        assert_non_null(mkdtemp(c->dir));
+        c->sa.sun_family = AF_UNIX;
+        snprintf(c->sa.sun_path, sizeof(c->sa.sun_path), "%s/agent.sock", c->dir);
+        c->agent = fork();
+        assert_true(c->agent >= 0);
+        if (c->agent == 0) {
+                execl(bin, bin, "--listen", c->sa.sun_path, (char *) NULL);
+                _exit(127);
+        }
+        c->fd = -1;
+        client_connect(c);
         *state = c;
         return 0;
 }
@@ -666,6 +677,216 @@ static void test_file_errors(void **state) {
         assert_int_equal(file_read(c, 14, "/proc/self/root/etc/hostname", &data, &n), -ELOOP);
 }
 
+/* ---- retained processes ---- */
+
+static uint32_t spawn_retained(Client *c, uint32_t channel, const char *script, const char *meta) {
+        ProtoBuf b = {};
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_SPAWN);
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "sh");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, "-c");
+        proto_buf_put_str(&b, PROTO_TAG_ARGV, script);
+        proto_buf_put_str(&b, PROTO_TAG_ENV, "PATH=/usr/bin:/bin");
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, channel);
+        proto_buf_put_int(&b, PROTO_TAG_STDIN, 1);
+        proto_buf_put_int(&b, PROTO_TAG_RETAIN, 1);
+        proto_buf_put_str(&b, PROTO_TAG_META, meta);
+        send_buf(c, &b);
+        return id;
+}
+
+/* All retained processes, or with pid > 0 the one with its META; returns the status. */
+static int procs_list_pid(Client *c, int64_t pid, ProtoResponse *r) {
+        ProtoBuf b = {};
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_PROCS_LIST);
+        if (pid > 0)
+                proto_buf_put_int(&b, PROTO_TAG_PID, pid);
+        send_buf(c, &b);
+        wait_response(c, id, r);
+        return r->status;
+}
+
+static void procs_list(Client *c, ProtoResponse *r) {
+        assert_int_equal(procs_list_pid(c, 0, r), 0);
+}
+
+static int adopt(Client *c, int64_t pid, uint32_t channel, int64_t out_from, ProtoResponse *r) {
+        ProtoBuf b = {};
+        uint32_t id = ++c->next_req;
+
+        proto_request_begin(&b, id, PROTO_OP_PROC_ADOPT);
+        proto_buf_put_int(&b, PROTO_TAG_PID, pid);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, channel);
+        proto_buf_put_int(&b, PROTO_TAG_STDOUT_OFFSET, out_from);
+        send_buf(c, &b);
+        wait_response(c, id, r);
+        return r->status;
+}
+
+/* Polls PROCS_LIST until the one retained process has finished. */
+static void wait_listed_exit(Client *c, ProtoResponse *r) {
+        for (int i = 0; i < 500; i++) {
+                procs_list(c, r);
+                assert_int_equal(r->n_procs, 1);
+                if (r->proc_list[0].exited)
+                        return;
+                proto_response_done(r);
+                usleep(10000);
+        }
+        fail_msg("the retained process never finished");
+}
+
+/* A retained process outlives its host connection: listed with its META, adopted on a new
+ * channel with its output replayed, stdin works again, and its EXIT comes to the adopter
+ * (and stays listed). A process spawned without RETAIN is not listed. */
+static void test_retain_reconnect_adopt(void **state) {
+        Client *c = *state;
+        Run *run = calloc(1, sizeof(Run));
+        ProtoResponse r;
+        Frame f;
+
+        uint32_t id = spawn(c, 3, "sleep 5", 0, 0);
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        proto_response_done(&r);
+        id = spawn_retained(c, 4, "echo before; read x; echo \"got $x\"; exit 3", "{\"n\":1}");
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        int64_t pid = r.pid;
+        proto_response_done(&r);
+        do {
+                frame_recv(c, &f);
+                free(f.payload);
+        } while (f.h.type != PROTO_DATA);
+
+        client_connect(c);
+        procs_list(c, &r);
+        assert_int_equal(r.n_procs, 1);
+        assert_int_equal(r.proc_list[0].pid, pid);
+        assert_null(r.proc_list[0].meta); /* only when asked for by pid */
+        assert_int_equal(r.proc_list[0].stdin_open, 1);
+        assert_int_equal(r.proc_list[0].exited, 0);
+        assert_int_equal(r.proc_list[0].start[0], 0);
+        assert_int_equal(r.proc_list[0].end[0], 7);
+        assert_int_equal(r.proc_list[0].end[1], 0);
+        proto_response_done(&r);
+        assert_int_equal(procs_list_pid(c, pid, &r), 0);
+        assert_int_equal(r.n_procs, 1);
+        assert_string_equal(r.proc_list[0].meta, "{\"n\":1}");
+        assert_int_equal(r.proc_list[0].end[0], 7);
+        proto_response_done(&r);
+        assert_int_equal(procs_list_pid(c, 99999, &r), -ESRCH);
+        proto_response_done(&r);
+
+        /* from offset 2: "fore\n" */
+        assert_int_equal(adopt(c, pid, 9, 2, &r), 0);
+        assert_int_equal(r.offset[0], 2);
+        assert_int_equal(r.offset[1], 0);
+        assert_int_equal(r.end[0], 7);
+        proto_response_done(&r);
+        for (;;) {
+                frame_recv(c, &f);
+                if (f.h.type == PROTO_CREDIT && f.h.channel == 9 && f.h.stream == PROTO_STREAM_STDIN) {
+                        free(f.payload);
+                        break;
+                }
+                if (f.h.type == PROTO_DATA) {
+                        assert_int_equal(f.h.channel, 9);
+                        memcpy(run->out + run->n_out, f.payload, f.h.length);
+                        run->n_out += f.h.length;
+                }
+                free(f.payload);
+        }
+        send_simple(c, PROTO_DATA, 9, PROTO_STREAM_STDIN, "hi\n", 3);
+        run_collect(c, 9, run);
+        assert_int_equal(run->n_out, 12);
+        assert_memory_equal(run->out, "fore\ngot hi\n", 12);
+        assert_true(run->eof_out_at > 0 && run->eof_out_at < run->exit_at);
+        assert_int_equal(run->exit.exit_code, 3);
+
+        wait_listed_exit(c, &r);
+        assert_int_equal(r.proc_list[0].exit.exit_code, 3);
+        assert_int_equal(r.proc_list[0].end[0], 14);
+        proto_response_done(&r);
+        free(run);
+}
+
+/* Without a host the agent drains a retained process into its ring (it never blocks):
+ * what overflowed is counted, the newest AGENT_RING_BYTES-sized tail is replayed, and a
+ * process that ended meanwhile gets EOF and EXIT (killed by a signal) right after. */
+static void test_retain_overflow_while_detached(void **state) {
+        Client *c = *state;
+        const int64_t total = 3 * 1000 * 1000;
+        ProtoResponse r;
+        uint16_t ev;
+        ProtoExit ex;
+        int64_t got = 0, last_byte = -1;
+        int eofs = 0;
+
+        uint32_t id = spawn_retained(c, 4, "head -c 3000000 /dev/zero | tr -c a a; echo err >&2; kill -9 $$", "m");
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        int64_t pid = r.pid;
+        proto_response_done(&r);
+
+        client_connect(c);
+        wait_listed_exit(c, &r);
+        assert_int_equal(r.proc_list[0].exit.signal, SIGKILL);
+        assert_int_equal(r.proc_list[0].exit.exit_code, -1);
+        assert_int_equal(r.proc_list[0].end[0], total);
+        assert_int_equal(r.proc_list[0].start[0], total - (1 << 20));
+        assert_int_equal(r.proc_list[0].end[1], 4);
+        proto_response_done(&r);
+
+        assert_int_equal(adopt(c, pid, 12, 0, &r), 0);
+        assert_int_equal(r.offset[0], total - (1 << 20));
+        proto_response_done(&r);
+        for (;;) {
+                Frame f;
+                frame_recv(c, &f);
+                assert_int_equal(f.h.channel, 12);
+                if (f.h.type == PROTO_DATA && f.h.stream == PROTO_STREAM_STDOUT) {
+                        got += f.h.length;
+                        last_byte = f.payload[f.h.length - 1];
+                } else if (f.h.type == PROTO_EOF)
+                        eofs++;
+                else if (f.h.type == PROTO_EVENT) {
+                        assert_int_equal(proto_event_decode(f.payload, f.h.length, &ev, &ex), 0);
+                        free(f.payload);
+                        break;
+                }
+                free(f.payload);
+        }
+        assert_int_equal(got, 1 << 20);
+        assert_int_equal(last_byte, 'a');
+        assert_int_equal(eofs, 2);
+        assert_int_equal(ex.signal, SIGKILL);
+}
+
+static void test_adopt_errors(void **state) {
+        Client *c = *state;
+        ProtoResponse r;
+
+        assert_int_equal(adopt(c, 99999, 5, 0, &r), -ESRCH);
+        proto_response_done(&r);
+        uint32_t id = spawn_retained(c, 4, "sleep 5", "m");
+        wait_response(c, id, &r);
+        int64_t pid = r.pid;
+        proto_response_done(&r);
+        assert_int_equal(adopt(c, pid, 0, 0, &r), -EINVAL);
+        proto_response_done(&r);
+        id = spawn(c, 6, "sleep 5", 0, 0);
+        wait_response(c, id, &r);
+        proto_response_done(&r);
+        assert_int_equal(adopt(c, pid, 6, 0, &r), -EBUSY); /* another command's channel */
+        proto_response_done(&r);
+        assert_int_equal(adopt(c, pid, 4, 0, &r), 0); /* its own: allowed */
+        proto_response_done(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_spawn_output_order, setup, teardown),
@@ -680,6 +901,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_file_write_cancel, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_ops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_retain_reconnect_adopt, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_retain_overflow_while_detached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_adopt_errors, setup, teardown),
         };
         signal(SIGPIPE, SIG_IGN);
         return cmocka_run_group_tests(tests, NULL, NULL);

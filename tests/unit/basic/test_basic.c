@@ -1,4 +1,4 @@
-/* Unit tests for the libc-only helpers: utf8, base64, rm-rf, time formatting. */
+/* Unit tests for the libc-only helpers: utf8, base64, rm-rf, time formatting, copying. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "basic/base64.h"
+#include "basic/copy.h"
+#include "basic/random-util.h"
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "basic/utf8.h"
@@ -99,6 +101,49 @@ static void test_time_format(void **state) {
         assert_string_equal(buf, "2026-11-22T08:50:00.123Z");
 }
 
+/* A sparse 64 MiB file with two data segments copies to the same bytes, the same size and
+ * (with holes kept) about the same allocation, not 64 MiB. */
+static void test_copy_keeps_holes(void **state) {
+        char src_path[] = "/tmp/forge-copy-src-XXXXXX", dst_path[] = "/tmp/forge-copy-dst-XXXXXX";
+        int src = mkstemp(src_path), dst = mkstemp(dst_path);
+        static char block[65536], back[65536];
+        struct stat ss, ds;
+
+        assert_true(src >= 0 && dst >= 0);
+        memset(block, 'x', sizeof(block));
+        assert_int_equal(pwrite(src, block, sizeof(block), 4096), (ssize_t) sizeof(block));
+        assert_int_equal(pwrite(src, block, 100, 32 << 20), 100);
+        assert_int_equal(ftruncate(src, 64 << 20), 0);
+
+        assert_int_equal(copy_file_contents(src, dst), 0);
+        assert_int_equal(fstat(src, &ss), 0);
+        assert_int_equal(fstat(dst, &ds), 0);
+        assert_int_equal(ds.st_size, ss.st_size);
+        assert_true(ds.st_blocks * 512 < 4 << 20);
+        assert_int_equal(pread(dst, back, sizeof(back), 4096), (ssize_t) sizeof(back));
+        assert_memory_equal(back, block, sizeof(back));
+        assert_int_equal(pread(dst, back, 100, 32 << 20), 100);
+        assert_memory_equal(back, block, 100);
+        assert_int_equal(pread(dst, back, 10, 1 << 20), 10);
+        assert_memory_equal(back, "\0\0\0\0\0\0\0\0\0\0", 10);
+        close(src);
+        close(dst);
+        unlink(src_path);
+        unlink(dst_path);
+}
+
+static void test_random_label(void **state) {
+        char a[11], b[11];
+
+        assert_int_equal(random_label(a, 10), 0);
+        assert_int_equal(random_label(b, 10), 0);
+        assert_int_equal(strlen(a), 10);
+        assert_true(a[0] >= 'a' && a[0] <= 'z');
+        assert_int_equal(strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789"), 10);
+        assert_string_not_equal(a, b);
+        assert_int_equal(random_label(a, 0), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_utf8_valid_passes),
@@ -106,6 +151,8 @@ int main(void) {
                 cmocka_unit_test(test_base64),
                 cmocka_unit_test(test_rm_rf_keeps_symlink_targets),
                 cmocka_unit_test(test_time_format),
+                cmocka_unit_test(test_copy_keeps_holes),
+                cmocka_unit_test(test_random_label),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -362,8 +362,155 @@ static void test_buf_limits(void **state) {
 }
 
 /* Every prefix and a bit-flipped copy of a valid payload: no crash, no leak (ASan). */
-static void test_fuzz_prefixes(void **state) {
+/* SPAWN's RETAIN and META, and PROC_ADOPT's pid, channel and offsets. */
+static void test_request_retain_and_adopt(void **state) {
         ProtoBuf b = {};
+        ProtoRequest r;
+        size_t n;
+
+        build_spawn(&b);
+        proto_buf_put_int(&b, PROTO_TAG_RETAIN, 1);
+        proto_buf_put_str(&b, PROTO_TAG_META, "{\"cwd\":\"/\"}");
+        assert_int_equal(proto_frame_finish(&b), 0);
+        const uint8_t *p = payload_of(&b, &n);
+        assert_int_equal(proto_request_decode(p, n, &r), 0);
+        assert_int_equal(r.retain, 1);
+        assert_string_equal(r.meta, "{\"cwd\":\"/\"}");
+        assert_int_equal(r.pid, -1);
+        proto_request_done(&r);
+
+        proto_request_begin(&b, 7, PROTO_OP_PROC_ADOPT);
+        proto_buf_put_int(&b, PROTO_TAG_PID, 321);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 4);
+        proto_buf_put_int(&b, PROTO_TAG_STDERR_OFFSET, 1 << 20);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_request_decode(p, n, &r), 0);
+        assert_int_equal(r.op, PROTO_OP_PROC_ADOPT);
+        assert_int_equal(r.pid, 321);
+        assert_int_equal(r.channel, 4);
+        assert_int_equal(r.offset[0], 0);
+        assert_int_equal(r.offset[1], 1 << 20);
+        proto_request_done(&r);
+
+        /* ADOPT needs a pid; a pid of 0, a negative offset, RETAIN 2 and an oversized
+         * META are out of range */
+        proto_request_begin(&b, 8, PROTO_OP_PROC_ADOPT);
+        proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 4);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_request_decode(p, n, &r), -EBADMSG);
+        assert_int_equal(r.req_id, 8);
+        const struct { uint16_t tag; int64_t v; } bad[] = {
+                { PROTO_TAG_PID, 0 }, { PROTO_TAG_STDOUT_OFFSET, -1 }, { PROTO_TAG_RETAIN, 2 },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                proto_request_begin(&b, 9, PROTO_OP_PROC_ADOPT);
+                proto_buf_put_int(&b, PROTO_TAG_CHANNEL, 4);
+                if (bad[i].tag != PROTO_TAG_PID)
+                        proto_buf_put_int(&b, PROTO_TAG_PID, 5);
+                proto_buf_put_int(&b, bad[i].tag, bad[i].v);
+                assert_int_equal(proto_frame_finish(&b), 0);
+                p = payload_of(&b, &n);
+                assert_int_equal(proto_request_decode(p, n, &r), -EINVAL);
+        }
+        char *big = malloc(PROTO_MAX_META + 2);
+        assert_non_null(big);
+        memset(big, 'x', PROTO_MAX_META + 1);
+        big[PROTO_MAX_META + 1] = 0;
+        build_spawn(&b);
+        proto_buf_put_str(&b, PROTO_TAG_META, big);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_request_decode(p, n, &r), -EINVAL);
+        free(big);
+        proto_buf_free(&b);
+}
+
+/* PROCS_LIST entries round-trip through proto_proc_put; ADOPT's offsets decode. */
+static void test_response_procs(void **state) {
+        ProtoBuf b = {};
+        ProtoResponse r;
+        size_t n;
+        ProtoProc running = { .pid = 10, .meta = "{}", .stdin_open = 1, .start = { 0, 5 }, .end = { 100, 5 } };
+        ProtoProc killed = { .pid = 11, .start = { 7, 0 }, .end = { 9, 0 }, .exited = 1,
+                             .exit = { .exit_code = -1, .signal = 9, .cpu_usec = 3, .max_rss_kb = 4 } };
+        ProtoProc exited = { .pid = 12, .start = { 0, 0 }, .end = { 0, 0 }, .exited = 1,
+                             .exit = { .exit_code = 3, .timed_out = 0 } };
+
+        proto_response_begin(&b, 1, 0);
+        proto_proc_put(&b, &running);
+        proto_proc_put(&b, &killed);
+        proto_proc_put(&b, &exited);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        const uint8_t *p = payload_of(&b, &n);
+        assert_int_equal(proto_response_decode(p, n, &r), 0);
+        assert_int_equal(r.n_procs, 3);
+        assert_int_equal(r.proc_list[0].pid, 10);
+        assert_string_equal(r.proc_list[0].meta, "{}");
+        assert_int_equal(r.proc_list[0].stdin_open, 1);
+        assert_int_equal(r.proc_list[0].end[0], 100);
+        assert_int_equal(r.proc_list[0].start[1], 5);
+        assert_int_equal(r.proc_list[0].exited, 0);
+        assert_null(r.proc_list[1].meta);
+        assert_int_equal(r.proc_list[1].exited, 1);
+        assert_int_equal(r.proc_list[1].exit.signal, 9);
+        assert_int_equal(r.proc_list[1].exit.exit_code, -1);
+        assert_int_equal(r.proc_list[1].start[0], 7);
+        assert_int_equal(r.proc_list[2].exit.exit_code, 3);
+        assert_int_equal(r.proc_list[2].exit.signal, 0);
+        proto_response_done(&r);
+        assert_int_equal(r.n_procs, 0);
+
+        proto_response_begin(&b, 2, 0);
+        proto_buf_put_int(&b, PROTO_TAG_STDOUT_OFFSET, 10);
+        proto_buf_put_int(&b, PROTO_TAG_STDERR_OFFSET, 20);
+        proto_buf_put_int(&b, PROTO_TAG_STDOUT_END, 30);
+        proto_buf_put_int(&b, PROTO_TAG_STDERR_END, 40);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_response_decode(p, n, &r), 0);
+        assert_int_equal(r.offset[0], 10);
+        assert_int_equal(r.offset[1], 20);
+        assert_int_equal(r.end[0], 30);
+        assert_int_equal(r.end[1], 40);
+        proto_response_done(&r);
+
+        /* an entry missing an offset, one whose start passes its end, one with usage but
+         * no exit code, one with both an exit code and a signal */
+        ProtoBuf e = {};
+        for (int i = 0; i < 4; i++) {
+                e.len = 0;
+                proto_buf_put_int(&e, PROTO_TAG_PID, 5);
+                proto_buf_put_int(&e, PROTO_TAG_STDOUT_OFFSET, i == 1 ? 9 : 0);
+                proto_buf_put_int(&e, PROTO_TAG_STDOUT_END, 1);
+                proto_buf_put_int(&e, PROTO_TAG_STDERR_OFFSET, 0);
+                if (i != 0)
+                        proto_buf_put_int(&e, PROTO_TAG_STDERR_END, 0);
+                if (i >= 2) {
+                        proto_buf_put_int(&e, PROTO_TAG_TIMED_OUT, 0);
+                        proto_buf_put_int(&e, PROTO_TAG_CPU_USEC, 0);
+                        proto_buf_put_int(&e, PROTO_TAG_MAX_RSS_KB, 0);
+                }
+                if (i == 3) {
+                        proto_buf_put_int(&e, PROTO_TAG_EXIT_CODE, 0);
+                        proto_buf_put_int(&e, PROTO_TAG_SIGNAL, 9);
+                }
+                proto_response_begin(&b, 3, 0);
+                proto_buf_put_tlv(&b, PROTO_TAG_PROC, e.data, e.len);
+                assert_int_equal(proto_frame_finish(&b), 0);
+                p = payload_of(&b, &n);
+                assert_int_equal(proto_response_decode(p, n, &r), -EBADMSG);
+                assert_int_equal(r.req_id, 3);
+                assert_int_equal(r.n_procs, 0);
+        }
+        proto_buf_free(&e);
+        proto_buf_free(&b);
+}
+
+/* Every prefix and a bit-flipped copy of a valid payload (a SPAWN, then a PROCS_LIST
+ * answer): no crash, no leak (ASan). */
+static void fuzz_prefixes(ProtoBuf *b) {
         ProtoRequest r;
         ProtoResponse resp;
         ProtoExit ex;
@@ -371,9 +518,8 @@ static void test_fuzz_prefixes(void **state) {
         uint32_t v;
         size_t n;
 
-        build_spawn(&b);
-        assert_int_equal(proto_frame_finish(&b), 0);
-        const uint8_t *p = payload_of(&b, &n);
+        assert_int_equal(proto_frame_finish(b), 0);
+        const uint8_t *p = payload_of(b, &n);
         uint8_t *copy = malloc(n);
         assert_non_null(copy);
         for (size_t len = 0; len <= n; len++)
@@ -388,7 +534,20 @@ static void test_fuzz_prefixes(void **state) {
                         (void) proto_hello_decode(copy, len, &v);
                 }
         free(copy);
-        proto_buf_free(&b);
+        proto_buf_free(b);
+}
+
+static void test_fuzz_prefixes(void **state) {
+        ProtoBuf b = {};
+        ProtoProc pr = { .pid = 10, .meta = "{}", .start = { 1, 2 }, .end = { 3, 4 }, .exited = 1,
+                         .exit = { .exit_code = 3 } };
+
+        build_spawn(&b);
+        fuzz_prefixes(&b);
+        proto_response_begin(&b, 1, 0);
+        proto_proc_put(&b, &pr);
+        proto_proc_put(&b, &pr);
+        fuzz_prefixes(&b);
 }
 
 int main(void) {
@@ -404,6 +563,8 @@ int main(void) {
                 cmocka_unit_test(test_event_exit),
                 cmocka_unit_test(test_hello),
                 cmocka_unit_test(test_buf_limits),
+                cmocka_unit_test(test_request_retain_and_adopt),
+                cmocka_unit_test(test_response_procs),
                 cmocka_unit_test(test_fuzz_prefixes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/copy.h"
 #include "basic/fs-util.h"
 #include "basic/log.h"
 #include "basic/macros.h"
@@ -200,6 +201,44 @@ static int disk_image_make(int dirfd, const SandboxPlan *plan) {
         return r;
 }
 
+/* The image of a saved disk, moved or copied into place, with its files given to this
+ * sandbox's uid range. Its size is the saved one (the core keeps limits.disk_mb equal):
+ * growing a mounted ext4 needs CAP_SYS_RESOURCE, which forged may not have. */
+static int disk_image_from(int dirfd, const SandboxPlan *plan) {
+        _cleanup_close_ int src = -1, img = -1;
+        char path[PATH_MAX];
+        int r;
+
+        if (is_mount_root(dirfd, "disk") > 0)
+                (void) ns_disk_release(plan->dir);
+        if (unlinkat(dirfd, "disk.img.tmp", 0) < 0 && errno != ENOENT)
+                return -errno;
+        if (plan->disk_from_move) {
+                if (renameat(AT_FDCWD, plan->disk_from, dirfd, "disk.img.tmp") < 0)
+                        return -errno;
+        } else {
+                src = open(plan->disk_from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (src < 0)
+                        return -errno;
+                img = openat(dirfd, "disk.img.tmp", O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (img < 0)
+                        return -errno;
+                r = copy_file_contents(src, img);
+                if (r < 0)
+                        return r;
+        }
+        r = disk_mount(dirfd, "disk.img.tmp", plan->id);
+        if (r >= 0)
+                r = path_join(path, sizeof(path), plan->dir, "disk");
+        if (r >= 0 && plan->disk_from_uid_base != plan->uid_base)
+                r = ns_disk_shift_owners(path, plan->disk_from_uid_base, plan->uid_base, plan->uid_count);
+        if (r >= 0)
+                r = layers_make(dirfd, plan->uid_base);
+        if (r >= 0 && renameat(dirfd, "disk.img.tmp", dirfd, "disk.img") < 0)
+                r = -errno;
+        return r;
+}
+
 int ns_disk_prepare(const SandboxPlan *plan, ForgeError *err) {
         _cleanup_close_ int dirfd = -1;
         int r;
@@ -212,7 +251,7 @@ int ns_disk_prepare(const SandboxPlan *plan, ForgeError *err) {
         if (mkdirat(dirfd, "disk", 0755) < 0 && errno != EEXIST)
                 return forge_error_set(err, errno, "isolator_failed", "cannot make the disk mount point: %m");
         if (faccessat(dirfd, "disk.img", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-                r = disk_image_make(dirfd, plan);
+                r = plan->disk_from ? disk_image_from(dirfd, plan) : disk_image_make(dirfd, plan);
                 if (r < 0)
                         return forge_error_set(err, r, "isolator_failed", "cannot make the sandbox's disk: %s",
                                                strerror(-r));

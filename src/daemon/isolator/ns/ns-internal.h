@@ -107,6 +107,14 @@ int ns_disk_reap_unknown(bool (*known)(const char *id, void *userdata), void *us
 /* The loop device number backing <dir>/disk.img, 0 if none; for tests and logs. */
 int ns_disk_loop_find(const char *dir, char *ret_name, size_t size);
 
+/* ns-disk-copy.c: saving a sandbox's disk, and fitting a saved one to a new sandbox. */
+/* Flushes <dir>/disk and copies <dir>/disk.img to dest (through dest.tmp, fsynced). */
+int ns_disk_save(const SandboxPlan *plan, const char *dest, ForgeError *err);
+/* Gives every file under the mounted disk at path whose uid or gid lies in
+ * [from, from + count) the same id in [to, to + count); modes are kept (chown would
+ * clear setuid and setgid). */
+int ns_disk_shift_owners(const char *path, uid_t from, uid_t to, uint32_t count);
+
 /* ns-pidfile.c: <dir>/ns.pid holds "PID STARTTIME". */
 int ns_pidfile_write(const char *dir, pid_t pid, unsigned long long start_time);
 int ns_pidfile_read(const char *dir, pid_t *ret_pid, unsigned long long *ret_start_time);

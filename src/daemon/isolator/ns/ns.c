@@ -266,6 +266,7 @@ const IsolatorOps isolator_ns = {
         .stats = ns_stats,
         .suspend = ns_suspend,
         .resume = ns_resume,
+        .snapshot = ns_disk_save,
         .destroy = ns_destroy,
         .reap_unknown = ns_reap_unknown,
 };

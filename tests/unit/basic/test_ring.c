@@ -1,4 +1,5 @@
-/* The output ring of core/process.c: wrap-around, drop counting, reader offsets. */
+/* The output ring (basic/ring.c) of forged's processes and the agent's retained ones:
+ * wrap-around, drop counting, reader offsets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "daemon/core/ring.h"
+#include "basic/ring.h"
 
 /* Byte i of the test stream, so any slice can be checked by its offsets. */
 static uint8_t byte_at(uint64_t i) {
@@ -139,6 +140,29 @@ static void test_shrink(void **state) {
         ring_done(&r);
 }
 
+/* Skipping ahead (an adopted stream whose first bytes are gone) counts the gap as dropped;
+ * a skip backwards or to the end changes nothing. */
+static void test_skip_to(void **state) {
+        Ring r;
+        uint64_t written = 0;
+
+        ring_init(&r, 64);
+        append_stream(&r, &written, 10);
+        ring_skip_to(&r, 5);
+        ring_skip_to(&r, 10);
+        assert_int_equal(ring_start(&r), 0);
+        assert_int_equal(ring_end(&r), 10);
+        ring_skip_to(&r, 1000);
+        assert_int_equal(ring_start(&r), 1000);
+        assert_int_equal(ring_end(&r), 1000);
+        assert_int_equal(ring_size(&r), 0);
+        written = 1000;
+        append_stream(&r, &written, 100); /* wraps the 64-byte ring from its new start */
+        assert_int_equal(ring_start(&r), 1036);
+        check_holds(&r, 1036, 1100);
+        ring_done(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_small_appends_keep_everything),
@@ -146,6 +170,7 @@ int main(void) {
                 cmocka_unit_test(test_append_larger_than_ring),
                 cmocka_unit_test(test_reader_offsets),
                 cmocka_unit_test(test_shrink),
+                cmocka_unit_test(test_skip_to),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-#include "daemon/core/ring.h"
+#include "basic/ring.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -98,4 +98,11 @@ size_t ring_copy(const Ring *r, uint64_t from, void *dst, size_t len) {
 void ring_shrink(Ring *r) {
         if (r->cap > ring_size(r))
                 (void) ring_resize(r, ring_size(r));
+}
+
+void ring_skip_to(Ring *r, uint64_t offset) {
+        if (offset <= r->end)
+                return;
+        r->start = r->end = offset;
+        r->head = 0;
 }

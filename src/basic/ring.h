@@ -1,4 +1,5 @@
-/* A byte ring that keeps the newest `max` bytes of a stream and counts what it dropped.
+/* A byte ring (forged's process output, and forge-agent's for the processes it retains)
+ * that keeps the newest `max` bytes of a stream and counts what it dropped.
  * Bytes are addressed by their absolute offset in the stream (0 = the first byte ever
  * appended), so a reader keeps its place as a plain number: everything before
  * ring_start() has been dropped, ring_end() is where the next byte will go. Memory grows
@@ -41,3 +42,8 @@ size_t ring_copy(const Ring *r, uint64_t from, void *dst, size_t len);
 
 /* Frees unused capacity (a finished stream keeps only what it holds). */
 void ring_shrink(Ring *r);
+
+/* Continues the stream at `offset` when that is past ring_end(): everything held and
+ * everything up to `offset` counts as dropped (a reader learns that bytes it never saw
+ * came before). An offset at or before ring_end() changes nothing. */
+void ring_skip_to(Ring *r, uint64_t offset);

@@ -1,0 +1,38 @@
+/* Snapshots: a sandbox's filesystem state saved under $STATE/snapshots/<id>/ (the
+ * isolator's disk file and snapshot.json, written last, so a snapshot without it never
+ * finished). New sandboxes start from one with `from_snapshot`; a snapshot is
+ * independent of its sandbox, which may be destroyed. For ns, processes and memory are
+ * not part of it (docs/snapshots.md). */
+#pragma once
+
+#include "daemon/core/manager.h"
+
+/* "snap-" and 10 letters or digits. */
+#define SNAPSHOT_ID_MAX 15
+
+typedef struct Snapshot {
+        char id[SNAPSHOT_ID_MAX + 1];
+        char *image;
+        const IsolatorOps *isolator;
+        int64_t disk_mb;
+        uid_t uid_base; /* of the sandbox that wrote the disk */
+        char *disk_path;
+} Snapshot;
+
+void snapshot_done(Snapshot *s);
+/* -ENOENT with snapshot_not_found for unknown (or malformed) ids. */
+int snapshot_load(Manager *m, const char *id, Snapshot *ret, ForgeError *err);
+
+/* done gets the snapshot as the API shows it (a new reference), or err. */
+typedef void (*SnapshotDone)(json_t *snapshot, const ForgeError *err, void *userdata);
+/* Saves sb's filesystem (its processes stop for the copy). name may be NULL. On error
+ * nothing was started and done is not called. */
+int manager_snapshot(Manager *m, Sandbox *sb, const char *name, SnapshotDone done, void *userdata,
+                     ForgeError *err);
+
+/* {"snapshots": [...]}, oldest first. */
+json_t *snapshots_list(Manager *m);
+int snapshot_get(Manager *m, const char *id, json_t **ret, ForgeError *err);
+int snapshot_delete(Manager *m, const char *id, ForgeError *err);
+/* At start: removes snapshots that never finished. */
+void snapshots_reconcile(Manager *m);
