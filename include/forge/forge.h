@@ -72,13 +72,16 @@ typedef struct ForgeImageList {
         size_t n_images;
 } ForgeImageList;
 
-/* One progress report of a build: a phase ("sources", "resolve", "download", "extract",
- * "install", "finish"), the bytes written to the new root so far, the builder's last
- * line (may be NULL). A negative return stops following (the build goes on). */
+/* One progress report of a build: a phase ("parent", "copy", "sources", "resolve",
+ * "download", "extract", "install", "finish"), the bytes written to the new root so far,
+ * the builder's last line (may be NULL), and the image it is about (the one asked for, or
+ * its parent when the build makes that first). A negative return stops following (the
+ * build goes on). */
 typedef struct ForgeImageProgress {
         const char *phase;
         uint64_t bytes;
         const char *message;
+        const char *image;
 } ForgeImageProgress;
 typedef int (*ForgeImageProgressFn)(const ForgeImageProgress *p, void *userdata);
 

@@ -90,8 +90,9 @@ static int on_progress(const ForgeImageProgress *p, void *userdata) {
         char bytes[32];
 
         format_bytes(p->bytes, bytes, sizeof(bytes));
-        /* One line, redrawn: phase, bytes so far, what the builder says. */
-        fprintf(stdout, "\r\033[K%-9s %10s  %.60s", p->phase, bytes, p->message ? p->message : "");
+        /* One line, redrawn: image, phase, bytes so far, what the builder says. */
+        fprintf(stdout, "\r\033[K%-8.8s %-8s %10s  %.50s", p->image, p->phase, bytes,
+                p->message ? p->message : "");
         fflush(stdout);
         return 0;
 }

@@ -136,6 +136,7 @@ static int on_build_event(const char *event, const char *data, size_t size, void
                         .phase = json_string_value(json_object_get(j, "phase")) ?: "",
                         .bytes = (uint64_t) json_integer_value(json_object_get(j, "bytes")),
                         .message = json_string_value(json_object_get(j, "message")),
+                        .image = json_string_value(json_object_get(j, "image")) ?: "",
                 };
                 r = st->on_progress(&p, st->userdata);
                 if (r < 0)

@@ -4,7 +4,8 @@ refusal of hostile ones (SECURITY.md A1-A7), removal refused while in use.
 
 Builds really run debootstrap against the mirror in the host's apt sources; the package
 cache (/var/cache/forge/debs) makes every build after the first download nothing.
-test_build_python_and_node is the slow one (two more builds)."""
+test_build_python_and_node is the slow one (two more builds, each a copy of base plus
+apt-get)."""
 
 import io
 import json
@@ -19,6 +20,8 @@ import pytest
 from forge_client import check_error, request
 
 HOSTILE_VICTIM = "/tmp/forge-import-victim"
+# dpkg's force-unsafe-io, in a root only while it is being built
+BUILD_DPKG_CFG = "etc/dpkg/dpkg.cfg.d/zz-forge-build"
 
 
 def sse_events(client, method, path, timeout=900):
@@ -67,8 +70,15 @@ def import_tar(client, name, data, query=""):
                           headers={"Content-Type": "application/x-tar"})
 
 
-def no_leftovers(forged):
-    left = [n for n in os.listdir(os.path.join(forged.state_dir, "images")) if n.startswith(".")]
+def no_leftovers(forged, timeout=0):
+    """No .new- or .old- directory (a removal deletes its .old- one in the background:
+    timeout waits for that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [n for n in os.listdir(os.path.join(forged.state_dir, "images")) if n.startswith(".")]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     assert left == [], left
 
 
@@ -116,6 +126,7 @@ def test_build_base_reports_progress(base_image):
     phases = [d["phase"] for e, d in events if e == "progress"]
     for p in ("sources", "resolve", "extract", "install", "finish"):
         assert p in phases, phases
+    assert {d["image"] for e, d in events if e == "progress"} == {"base"}
     sizes = [d["bytes"] for e, d in events if e == "progress"]
     assert max(sizes) > 50 * 1024 * 1024, sizes[-5:]
     done = events[-1][1]
@@ -131,6 +142,8 @@ def test_base_is_listed_and_cleaned(forged, client, base_image):
     root = os.path.join(forged.state_dir, "images", "base", "rootfs")
     assert [f for f in os.listdir(os.path.join(root, "var/cache/apt/archives")) if f.endswith(".deb")] == []
     assert [f for f in os.listdir(os.path.join(root, "var/lib/apt/lists")) if f.endswith("Packages")] == []
+    assert not os.path.lexists(os.path.join(root, BUILD_DPKG_CFG))
+    assert os.path.isdir(os.path.join(root, "etc/dpkg/dpkg.cfg.d"))
     no_leftovers(forged)
 
 
@@ -175,6 +188,29 @@ def test_remove_refused_while_in_use(forged, client, base_image):
     assert sid in doc["error"]
     assert "base" in images(client)
     assert client.delete(sid).status == 204
+
+
+def test_remove_refused_while_a_snapshot_uses_it(forged, client, make_sandbox):
+    """A snapshot starts sandboxes on its image: the image stays while the snapshot does."""
+    r = import_tar(client, "snapped", minimal_rootfs())
+    assert r.status == 201, r.describe()
+    sb = make_sandbox({"image": "snapped"})
+    sb.sh("echo kept > /root/k")
+    r = sb.req("POST", "/snapshot")
+    assert r.status == 201, r.describe()
+    snap = r.json()["id"]
+    assert r.json()["image"] == "snapped"
+    assert client.delete(sb.id).status == 204  # no sandbox uses the image now
+    doc = check_error(client.request("DELETE", "/v1/images/snapped"), 409, "image_in_use")
+    assert snap in doc["error"], doc
+    assert "snapped" in images(client)
+    c = make_sandbox({"from_snapshot": snap})
+    assert c.info["image"] == "snapped" and c.sh("read line < /root/k; echo $line") == "kept\n"
+    assert client.delete(c.id).status == 204
+    assert client.request("DELETE", "/v1/snapshots/%s" % snap).status == 204
+    assert client.request("DELETE", "/v1/images/snapped").status == 204
+    assert "snapped" not in images(client)
+    no_leftovers(forged, timeout=30)
 
 
 # ---- import ----
@@ -310,6 +346,7 @@ def test_import_modes_owners_duplicates(forged, client, victim):
     assert open(os.path.join(root, "dotslash/name"), "rb").read() == b"normalized"
     assert client.request("DELETE", "/v1/images/modes").status == 204
     assert "modes" not in images(client)
+    no_leftovers(forged, timeout=30)
 
 
 def test_import_and_run(forged, client, make_sandbox):
@@ -349,28 +386,82 @@ def test_forgectl_image(forged, client, tmp_path):
     assert p.returncode == 2, p
 
 
-def test_interrupted_build_leaves_nothing(forged_fn):
-    """forged killed mid-build: the restart removes the half-made image."""
-    c = forged_fn.client
-    import http.client
-    conn = http.client.HTTPConnection(c.host, c.port, timeout=60)
-    conn.request("POST", "/v1/images/base/build")
+def first_event(conn):
+    """The first Server-Sent Event of a build answer as (event, data)."""
     resp = conn.getresponse()
     assert resp.status == 200
-    resp.fp.readline()  # the first event has started: the build is under way
+    lines = [resp.readline().decode().strip() for _ in range(2)]
+    assert lines[0].startswith("event: ") and lines[1].startswith("data: "), lines
+    return lines[0][7:], json.loads(lines[1][6:])
+
+
+def test_interrupted_build_leaves_nothing(forged_fn):
+    """A derived image without its parent: the build makes the parent first, a second
+    build of another child waits for that one. forged killed meanwhile: the restart
+    removes every half-made image."""
+    c = forged_fn.client
+    import http.client
+    conns = [http.client.HTTPConnection(c.host, c.port, timeout=60) for _ in range(2)]
+    conns[0].request("POST", "/v1/images/python/build")
+    ev, data = first_event(conns[0])
+    assert (ev, data["image"], data["phase"]) == ("progress", "python", "parent"), data
+    assert "building the parent image 'base' first" in data["message"], data
+    conns[1].request("POST", "/v1/images/node/build")
+    ev, data = first_event(conns[1])
+    assert (ev, data["image"], data["phase"]) == ("progress", "node", "parent"), data
+    assert "waiting for image 'base'" in data["message"], data
+    check_error(c.request("POST", "/v1/images/base/build"), 409, "image_busy")
     images_dir = os.path.join(forged_fn.state_dir, "images")
     deadline = time.monotonic() + 60
     while not any(n.startswith(".new-base") for n in os.listdir(images_dir)):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     forged_fn.kill9()
-    conn.close()
+    for conn in conns:
+        conn.close()
     forged_fn.restart()
     assert [n for n in os.listdir(images_dir) if n.startswith(".")] == []
-    assert "base" not in images(c)
+    assert set(images(c)) == {"host"}
 
 
 # ---- the slow part: python and node ----
+
+def tree_meta(root, skip=("var/lib/dpkg", "var/cache", "var/log", "etc/ld.so.cache", "usr/lib/python3",
+                          "etc/alternatives", "usr/share/doc", "proc")):
+    """path -> (type and mode, uid, gid, link target, device) of every entry under root
+    but the listed ones (apt changes those), and the groups of hardlinked files."""
+    meta, inodes = {}, {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        dirnames[:] = [n for n in dirnames if os.path.normpath(os.path.join(rel, n)) not in skip]
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            key = os.path.relpath(p, root)
+            if key in skip:
+                continue
+            st = os.lstat(p)
+            link = os.readlink(p) if os.path.islink(p) else None
+            meta[key] = (st.st_mode, st.st_uid, st.st_gid, link, st.st_rdev)
+            if st.st_nlink > 1 and not os.path.isdir(p):
+                inodes.setdefault(st.st_ino, set()).add(key)
+    return meta, sorted(sorted(g) for g in inodes.values())
+
+
+def check_copy_of_base(forged, name):
+    """A derived image starts as a faithful copy of base: owners, modes (setuid kept),
+    symlinks, device nodes and hardlinks; apt only adds to it."""
+    images_dir = os.path.join(forged.state_dir, "images")
+    base, base_links = tree_meta(os.path.join(images_dir, "base", "rootfs"))
+    child, child_links = tree_meta(os.path.join(images_dir, name, "rootfs"))
+    changed = {k: (v, child.get(k)) for k, v in base.items() if child.get(k) != v}
+    assert changed == {}, list(changed.items())[:10]
+    assert any(v[4] for v in base.values()), "base has device nodes (dev/null)"
+    assert any(v[0] & 0o4000 for v in base.values()), "base has setuid programs"
+    assert base_links, "base has hardlinks"
+    for group in base_links:
+        assert any(set(group) <= set(g) for g in child_links), group
+    assert not os.path.lexists(os.path.join(images_dir, name, "rootfs", BUILD_DPKG_CFG))
+
 
 def test_build_python_and_node(forged, client, base_image, make_sandbox):
     # Both at once: they share the package caches, and the test takes the longer one.
@@ -396,6 +487,12 @@ def test_build_python_and_node(forged, client, base_image, make_sandbox):
         assert not isinstance(built[name], AssertionError), built[name]
         events, _ = built[name]
         assert runtime in events[-1][1]["runtimes"]
+        # From a copy of base, never debootstrap again: no sources or extract phase.
+        progress = [d for e, d in events if e == "progress"]
+        phases = {d["phase"] for d in progress}
+        assert {"copy", "install", "finish"} <= phases and not phases & {"sources", "extract"}, phases
+        assert {d["image"] for d in progress} == {name}
+        check_copy_of_base(forged, name)
         # runtime resolution picks the built image over the host
         sb = make_sandbox({"runtime": runtime})
         assert sb.info["image"] == name, sb.info

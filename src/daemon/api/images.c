@@ -70,8 +70,8 @@ static void on_build_progress(const ImageBuildEvent *ev, void *userdata) {
         BuildWatch *w = userdata;
 
         api_sse_json(w->call->req, "progress",
-                     json_pack("{s:s, s:I, s:s?}", "phase", ev->phase, "bytes", (json_int_t) ev->bytes,
-                               "message", ev->message));
+                     json_pack("{s:s, s:s, s:I, s:s?}", "image", ev->image, "phase", ev->phase, "bytes",
+                               (json_int_t) ev->bytes, "message", ev->message));
 }
 
 static void on_build_done(json_t *image, const ForgeError *err, void *userdata) {
@@ -204,7 +204,8 @@ static void work_import(uv_work_t *w) {
                          "/root", "source", "import");
         if (!meta)
                 return (void) forge_error_set(&im->err, ENOMEM, "internal", "out of memory");
-        images_meta_write(im->dir, meta, &im->err);
+        if (images_meta_write(im->dir, meta, &im->err) >= 0)
+                images_sync(im->dir, &im->err);
         json_decref(meta);
 }
 

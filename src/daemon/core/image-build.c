@@ -18,6 +18,14 @@
 #define BUILD_LINE_MAX 1024
 #define BUILD_CAPTURE_MAX (256 * 1024)
 #define BUILD_TICK_MS 1000
+/* Package lists younger than this are used as they are: builds close together (python
+ * and node after base) run `apt-get update` once. Older ones, or a download that fails
+ * on them, are refreshed. */
+#define BUILD_LISTS_FRESH_MIN "30"
+/* dpkg writes each file with fsync unless told otherwise; a build is synced once, whole,
+ * at the end (images_sync), so this file lives in the new root only while it is built. */
+#define BUILD_DPKG_CFG_DIR "etc/dpkg/dpkg.cfg.d"
+#define BUILD_DPKG_CFG BUILD_DPKG_CFG_DIR "/zz-forge-build"
 
 typedef struct BuildStep BuildStep;
 typedef void (*BuildStepDone)(ImageBuild *b, int64_t status);
@@ -39,6 +47,9 @@ struct ImageBuild {
         char *dir;  /* $STATE/images/.new-<name>-XXXXXX */
         char *root; /* dir/rootfs */
         ImageRecipe recipe;
+        ImageBuild *parent_build; /* the parent image's build, when this one started it */
+        bool waiting_parent;      /* for a build of the parent that another request started */
+        bool holds_parent;        /* the parent image is held (images_hold) while it is copied */
         char *mirror, *suite;
         const ImageBuildOps *ops; /* NULL once detached */
         void *userdata;
@@ -59,7 +70,8 @@ struct ImageBuild {
         ForgeError err;
 };
 
-static void step_sources(ImageBuild *b);
+static void step_first(ImageBuild *b);
+static void step_parent(ImageBuild *b);
 
 static void build_unref(ImageBuild *b) {
         if (--b->refs > 0)
@@ -75,8 +87,10 @@ static void build_unref(ImageBuild *b) {
 }
 
 static void build_progress(ImageBuild *b) {
-        ImageBuildEvent ev = {
-                .phase = b->phase, .bytes = b->bytes, .message = b->message[0] ? b->message : NULL};
+        ImageBuildEvent ev = {.image = b->name,
+                              .phase = b->phase,
+                              .bytes = b->bytes,
+                              .message = b->message[0] ? b->message : NULL};
 
         if (b->ops && b->ops->on_progress)
                 b->ops->on_progress(&ev, b->userdata);
@@ -99,6 +113,10 @@ static void build_end(ImageBuild *b, const ForgeError *err) {
         json_t *image = NULL;
         int r;
 
+        if (b->holds_parent) {
+                images_release(b->manager, b->recipe.parent);
+                b->holds_parent = false;
+        }
         r = images_finish(b->manager, b->name, b->dir, !err, &finish_err);
         if (!err && r < 0)
                 err = &finish_err;
@@ -147,7 +165,9 @@ static void on_tick(uv_timer_t *t) {
         ImageBuild *b = t->data;
 
         if (!b->phase)
-                return step_sources(b);
+                return step_first(b);
+        if (b->waiting_parent)
+                return step_parent(b);
         if (b->sizing || b->finished)
                 return;
         b->size_work.data = b;
@@ -309,11 +329,38 @@ static int build_step_run(ImageBuild *b, char **argv, BuildStepDone done) {
 
 static void clean_apt(const char *root);
 
+/* dpkg's force-unsafe-io (no fsync per unpacked file) while the root is being built. */
+static int dpkg_unsafe_io_enable(const char *root) {
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        int r;
+
+        if (asprintf(&dir, "%s/" BUILD_DPKG_CFG_DIR, root) < 0 ||
+            asprintf(&path, "%s/" BUILD_DPKG_CFG, root) < 0)
+                return -ENOMEM;
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return r;
+        return write_file_atomic(path,
+                                 "# forged: the image is synced once when its build ends\n"
+                                 "force-unsafe-io\n",
+                                 0644);
+}
+
 static void work_finish(uv_work_t *w) {
         ImageBuild *b = w->data;
+        _cleanup_free_ char *cfg = NULL;
 
+        if (asprintf(&cfg, "%s/" BUILD_DPKG_CFG, b->root) < 0) {
+                forge_error_set(&b->err, ENOMEM, "internal", "out of memory");
+                return;
+        }
+        if (unlink(cfg) < 0 && errno != ENOENT) {
+                forge_error_set(&b->err, errno, "internal", "cannot remove %s: %m", cfg);
+                return;
+        }
         clean_apt(b->root);
-        images_meta_write(b->dir, b->recipe.meta, &b->err);
+        if (images_meta_write(b->dir, b->recipe.meta, &b->err) >= 0)
+                images_sync(b->dir, &b->err);
 }
 
 static void after_finish(uv_work_t *w, int status) {
@@ -340,52 +387,174 @@ static void on_install_done(ImageBuild *b, int64_t status) {
 }
 
 /* The packages of derived recipes, with apt's resolver, inside the new root: chrooted
- * in a private mount namespace holding its /proc and the shared package caches. */
+ * in a private mount namespace holding its /proc and the shared package caches.
+ *
+ * The caches are shared by every build (in any forged), and apt fails at once on a lock
+ * another apt holds, so builds take turns with a lock of our own for what changes them:
+ * apt-get update (only if the lists are older than $4 minutes or were fetched for other
+ * sources) and the downloads. The installation runs after the lock is released, beside
+ * other builds: on its own snapshot of the lists (hardlinks; apt replaces list files by
+ * rename, never in place) and the archives read-only (it only reads the files it has
+ * just downloaded). */
 static const char install_script[] =
         "set -e\n"
-        "root=$1 archives=$2 lists=$3\n"
-        "shift 3\n"
+        "root=$1 archives=$2 lists=$3 fresh_min=$4\n"
+        "shift 4\n"
         "mount -t proc proc \"$root/proc\"\n"
-        "[ -c \"$root/dev/null\" ] || { : > \"$root/dev/null\"; mount --bind /dev/null \"$root/dev/null\"; }\n"
+        "[ -c \"$root/dev/null\" ] ||\n"
+        "  { : > \"$root/dev/null\"; mount --bind /dev/null \"$root/dev/null\"; }\n"
         "mount --bind \"$archives\" \"$root/var/cache/apt/archives\"\n"
         "mount --bind \"$lists\" \"$root/var/lib/apt/lists\"\n"
-        /* apt fails at once on a held lock: builds at the same time (in any forged) take
-         * turns with the shared caches. */
+        "apt() { chroot \"$root\" env DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends "
+        "-o Dpkg::Use-Pty=0 \"$@\"; }\n"
+        "sources() {\n"
+        "  cat \"$root/etc/apt/sources.list\" \"$root\"/etc/apt/sources.list.d/* 2>/dev/null || :\n"
+        "}\n"
+        "update() { apt update && sources > \"$lists.sources\"; }\n"
         "exec 9>\"$lists.lock\"\n"
         "flock 9\n"
-        "chroot \"$root\" apt-get -q update\n"
-        "chroot \"$root\" env DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends install \"$@\"\n";
+        "if [ -z \"$(find \"$lists.sources\" -mmin -\"$fresh_min\" 2>/dev/null)\" ] ||\n"
+        "   ! sources | cmp -s - \"$lists.sources\"; then update; fi\n"
+        "apt --download-only install \"$@\" || { update && apt --download-only install \"$@\"; }\n"
+        "umount \"$root/var/lib/apt/lists\"\n"
+        "for f in \"$lists\"/*; do\n"
+        "  [ -f \"$f\" ] && [ \"${f##*/}\" != lock ] || continue\n"
+        "  ln -f \"$f\" \"$root/var/lib/apt/lists/\" 2>/dev/null || cp \"$f\" \"$root/var/lib/apt/lists/\"\n"
+        "done\n"
+        "flock -u 9\n"
+        "mount -o remount,bind,ro \"$root/var/cache/apt/archives\"\n"
+        "apt install \"$@\"\n";
 
 static void step_install(ImageBuild *b) {
+        enum { FIXED = 19 };
         size_t n = json_array_size(b->recipe.packages), i;
-        _cleanup_free_ char **argv = calloc(18 + n + 1, sizeof(char *)); /* the fixed part, packages, NULL */
+        /* the fixed part, the packages, NULL */
+        _cleanup_free_ char **argv = calloc(FIXED + n + 1, sizeof(char *));
         json_t *v;
         int r;
 
         if (!argv)
                 return build_fail(b, ENOMEM, "apt-get", "out of memory");
         memcpy(argv,
-               (char *[]){"setpriv", "--pdeathsig", "KILL", "--", "unshare", "--fork", "--kill-child", "--mount",
-                          "--propagation", "private", "--", "sh", "-c", (char *) install_script, "sh", b->root,
-                          (char *) IMAGE_PACKAGE_CACHE, (char *) IMAGE_LISTS_CACHE},
-               18 * sizeof(char *));
+               (char *[FIXED]){"setpriv", "--pdeathsig", "KILL", "--", "unshare", "--fork", "--kill-child",
+                               "--mount", "--propagation", "private", "--", "sh", "-c",
+                               (char *) install_script, "sh", b->root, (char *) IMAGE_PACKAGE_CACHE,
+                               (char *) IMAGE_LISTS_CACHE, (char *) BUILD_LISTS_FRESH_MIN},
+               FIXED * sizeof(char *));
         json_array_foreach(b->recipe.packages, i, v) {
-                argv[18 + i] = (char *) json_string_value(v);
+                argv[FIXED + i] = (char *) json_string_value(v);
         }
         b->message[0] = b->error_line[0] = 0;
         build_set_phase(b, "resolve");
         r = mkdir_p(IMAGE_LISTS_CACHE "/partial", 0755);
+        if (r >= 0)
+                r = mkdir_p(IMAGE_PACKAGE_CACHE "/partial", 0755);
+        if (r >= 0)
+                r = dpkg_unsafe_io_enable(b->root);
         if (r >= 0)
                 r = build_step_run(b, argv, on_install_done);
         if (r < 0)
                 build_fail(b, -r, "cannot start apt-get", strerror(-r));
 }
 
+/* ---- a derived recipe: a copy of its parent image, then its own packages ---- */
+
+static void on_copy_done(ImageBuild *b, int64_t status) {
+        images_release(b->manager, b->recipe.parent);
+        b->holds_parent = false;
+        if (status != 0)
+                return build_fail(b, EIO, "copy", b->message);
+        if (json_array_size(b->recipe.packages) > 0)
+                return step_install(b);
+        step_finish(b);
+}
+
+/* cp -a: owners, modes, times, hardlinks, symlinks, devices and xattrs as they are;
+ * --reflink=auto shares the blocks where the filesystem can (btrfs, XFS), and the data
+ * goes through copy_file_range with holes kept where it cannot. */
+static void step_copy(ImageBuild *b) {
+        const char *from = images_hold(b->manager, b->recipe.parent);
+        int r;
+
+        if (!from)
+                return build_fail(b, ENOENT, "copy", "the parent image is gone");
+        b->holds_parent = true;
+        char *argv[] = {"setpriv",        "--pdeathsig", "KILL",        "--",    "cp", "-a",
+                        "--reflink=auto", "--",          (char *) from, b->root, NULL};
+        b->message[0] = 0;
+        build_set_phase(b, "copy");
+        r = build_step_run(b, argv, on_copy_done);
+        if (r < 0)
+                build_fail(b, -r, "cannot start cp", strerror(-r));
+}
+
+static void on_parent_progress(const ImageBuildEvent *ev, void *userdata) {
+        ImageBuild *b = userdata;
+
+        if (b->ops && b->ops->on_progress)
+                b->ops->on_progress(ev, b->userdata);
+}
+
+static void on_parent_done(json_t *image, const ForgeError *err, void *userdata) {
+        ImageBuild *b = userdata;
+
+        b->parent_build = NULL;
+        if (!b->finished) {
+                if (err)
+                        build_fail(b, err->errnum, "the parent image", err->message);
+                else
+                        step_parent(b);
+        }
+        build_unref(b);
+}
+
+static const ImageBuildOps parent_ops = {
+        .on_progress = on_parent_progress,
+        .on_done = on_parent_done,
+};
+
+/* The parent image is copied if it exists; else built first (its progress is reported
+ * too, under its name), or waited for while another request builds or imports it. */
+static void step_parent(ImageBuild *b) {
+        const char *parent = b->recipe.parent;
+        ForgeError err = {};
+        json_t *meta;
+        bool imported;
+        int r;
+
+        b->waiting_parent = false;
+        meta = images_get_json(b->manager, parent);
+        if (meta) {
+                imported = json_object_get(meta, "source") != NULL;
+                json_decref(meta);
+                if (imported) {
+                        snprintf(b->message, sizeof(b->message),
+                                 "image '%s' was imported, not built from its recipe: remove it, "
+                                 "and this build builds it first",
+                                 parent);
+                        return build_fail(b, EINVAL, "the parent image", b->message);
+                }
+                return step_copy(b);
+        }
+        if (images_is_claimed(b->manager, parent)) {
+                snprintf(b->message, sizeof(b->message), "waiting for image '%s', which is being made",
+                         parent);
+                b->waiting_parent = true; /* the tick tries again */
+                return build_set_phase(b, "parent");
+        }
+        snprintf(b->message, sizeof(b->message), "building the parent image '%s' first", parent);
+        build_set_phase(b, "parent");
+        r = image_build_start(b->manager, parent, &parent_ops, b, &b->parent_build, &err);
+        if (r < 0)
+                return build_fail(b, -r, "the parent image", err.message);
+        b->refs++; /* the parent build's callbacks use b until its on_done */
+}
+
+/* ---- a root recipe: debootstrap ---- */
+
 static void on_debootstrap_done(ImageBuild *b, int64_t status) {
         if (status != 0)
                 return build_fail(b, EIO, "debootstrap", b->error_line[0] ? b->error_line : b->message);
-        if (json_array_size(b->recipe.packages) > 0)
-                return step_install(b);
         step_finish(b);
 }
 
@@ -411,7 +580,7 @@ static char *include_option(json_t *packages) {
 }
 
 static void step_debootstrap(ImageBuild *b) {
-        _cleanup_free_ char *include = include_option(b->recipe.bootstrap), *cache = NULL;
+        _cleanup_free_ char *include = include_option(b->recipe.packages), *cache = NULL;
         int r;
 
         if (!include || asprintf(&cache, "--cache-dir=%s", IMAGE_PACKAGE_CACHE) < 0)
@@ -424,6 +593,10 @@ static void step_debootstrap(ImageBuild *b) {
         b->message[0] = 0;
         build_set_phase(b, "resolve");
         r = mkdir_p(IMAGE_PACKAGE_CACHE, 0755);
+        /* debootstrap unpacks into the directory as it finds it: dpkg reads the setting
+         * from its first run on. */
+        if (r >= 0)
+                r = dpkg_unsafe_io_enable(b->root);
         if (r >= 0)
                 r = build_step_run(b, argv, on_debootstrap_done);
         if (r < 0)
@@ -455,6 +628,12 @@ static void step_sources(ImageBuild *b) {
         r = build_step_run(b, argv, on_sources_done);
         if (r < 0)
                 build_fail(b, -r, "cannot run apt-get", strerror(-r));
+}
+
+static void step_first(ImageBuild *b) {
+        if (b->recipe.parent)
+                return step_parent(b);
+        step_sources(b);
 }
 
 /* ---- apt's caches: the image needs neither the .debs nor the package lists ---- */

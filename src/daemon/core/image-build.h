@@ -1,13 +1,21 @@
-/* Building an image from its recipe (core/image-recipe.h) on the loop: find the host's
- * Debian mirror and suite (`apt-get indextargets`, apt's own reading of its sources),
- * debootstrap the root recipe's packages into a fresh directory under $STATE/images (in
- * a private mount namespace, so the /proc and /dev it mounts vanish with it), install the
- * derived recipes' packages with apt-get chrooted in the new root (apt's resolver handles
- * what debootstrap's cannot, such as npm's virtual packages), clean apt's caches, write
- * image.json and move it into place.
+/* Building an image from its recipe (core/image-recipe.h) on the loop.
  *
- * Downloaded packages are kept in IMAGE_PACKAGE_CACHE, shared by every build on the host
- * (debootstrap --cache-dir), so a second build downloads nothing it already has. */
+ * A root recipe (base): find the host's Debian mirror and suite (`apt-get indextargets`,
+ * apt's own reading of its sources) and debootstrap its packages into a fresh directory
+ * under $STATE/images, in a private mount namespace so the /proc and /dev it mounts
+ * vanish with it.
+ *
+ * A derived recipe (python, node): copy the parent image (built first if missing, waited
+ * for if another request is making it), then install the recipe's own packages with
+ * apt-get chrooted in the copy (apt's resolver handles what debootstrap's cannot, such
+ * as npm's virtual packages). debootstrap never runs twice for one chain.
+ *
+ * Then: apt's caches are cleaned, image.json written, the filesystem synced once (dpkg
+ * runs with force-unsafe-io meanwhile) and the directory moved into place.
+ *
+ * Downloaded packages are kept in IMAGE_PACKAGE_CACHE and apt's lists in
+ * IMAGE_LISTS_CACHE, shared by every build on the host, so a second build downloads
+ * nothing it already has. */
 #pragma once
 
 #include <jansson.h>
@@ -22,7 +30,9 @@
 typedef struct ImageBuild ImageBuild;
 
 typedef struct ImageBuildEvent {
-        const char *phase;   /* "sources", "resolve", "download", "extract", "install", "finish" */
+        const char *image;   /* the image this is about: the one asked for, or a parent built first */
+        const char *phase;   /* "parent", "copy", "sources", "resolve", "download", "extract", "install",
+                              * "finish" */
         uint64_t bytes;      /* written to the new root so far */
         const char *message; /* the builder's last line, or NULL */
 } ImageBuildEvent;

@@ -90,7 +90,8 @@ static int recipe_check(const char *name, json_t *j, ForgeError *err) {
         json_object_foreach(json_object_get(j, "runtimes"), key, v) {
                 if (!json_is_string(v))
                         return forge_error_set(err, EINVAL, "invalid_recipe",
-                                               "recipe '%s': runtime '%s' must name an interpreter", name, key);
+                                               "recipe '%s': runtime '%s' must name an interpreter", name,
+                                               key);
         }
         if (json_object_get(j, "runtimes") && !json_is_object(json_object_get(j, "runtimes")))
                 return forge_error_set(err, EINVAL, "invalid_recipe",
@@ -126,16 +127,17 @@ static json_t *recipe_read(const char *dir, const char *name, ForgeError *err) {
         return j;
 }
 
-/* Folds parent (already folded) and child: packages appended (to bootstrap for the root
- * recipe), runtimes merged, the child's other fields win. */
-static int recipe_fold(ImageRecipe *r, json_t *child, bool is_root) {
-        json_t *to = is_root ? r->bootstrap : r->packages;
+/* Folds one recipe of the chain, from the root down, into r: runtimes merged, the
+ * child's other fields win; `seen` collects every package of the chain so far, and the
+ * last recipe's (is_top) new packages are r->packages. */
+static int recipe_fold(ImageRecipe *r, json_t *seen, json_t *child, bool is_top) {
         size_t i;
         json_t *v;
 
         json_array_foreach(json_object_get(child, "packages"), i, v) {
-                const char *name = json_string_value(v);
-                if (!string_in(r->bootstrap, name) && !string_in(r->packages, name) && json_array_append(to, v) < 0)
+                if (string_in(seen, json_string_value(v)))
+                        continue;
+                if (json_array_append(seen, v) < 0 || (is_top && json_array_append(r->packages, v) < 0))
                         return -ENOMEM;
         }
         if (json_object_update(json_object_get(r->meta, "runtimes"), json_object_get(child, "runtimes")) < 0)
@@ -149,8 +151,8 @@ static int recipe_fold(ImageRecipe *r, json_t *child, bool is_root) {
 }
 
 int image_recipe_load(const char *dir, const char *name, ImageRecipe *ret, ForgeError *err) {
-        json_t *chain[IMAGE_RECIPE_DEPTH_MAX] = {};
-        const char *cur = name;
+        json_t *chain[IMAGE_RECIPE_DEPTH_MAX] = {}, *seen = NULL;
+        const char *cur = name, *parent;
         size_t n = 0;
         int r = 0;
 
@@ -169,28 +171,31 @@ int image_recipe_load(const char *dir, const char *name, ImageRecipe *ret, Forge
                 }
                 cur = json_string_value(json_object_get(chain[n++], "parent"));
         }
-        *ret = (ImageRecipe){.bootstrap = json_array(),
+        parent = json_string_value(json_object_get(chain[0], "parent"));
+        *ret = (ImageRecipe){.parent = parent ? strdup(parent) : NULL,
                              .packages = json_array(),
                              .meta = json_pack("{s:s, s:{}, s:s, s:s, s:s}", "name", name, "runtimes",
                                                "shell", "/bin/sh", "user", "root", "workdir", "/root")};
-        if (!ret->bootstrap || !ret->packages || !ret->meta)
+        seen = json_array();
+        if (!seen || (parent && !ret->parent) || !ret->packages || !ret->meta)
                 r = -ENOMEM;
-        for (size_t root = n; r >= 0 && n > 0;) {
+        while (r >= 0 && n > 0) {
                 n--;
-                r = recipe_fold(ret, chain[n], n == root - 1);
+                r = recipe_fold(ret, seen, chain[n], n == 0);
         }
         if (r < 0) {
                 image_recipe_done(ret);
                 forge_error_set(err, -r, "internal", "out of memory");
         }
 out:
+        json_decref(seen);
         for (size_t i = 0; i < IMAGE_RECIPE_DEPTH_MAX; i++)
                 json_decref(chain[i]);
         return r;
 }
 
 void image_recipe_done(ImageRecipe *r) {
-        json_decref(r->bootstrap);
+        free(r->parent);
         json_decref(r->packages);
         json_decref(r->meta);
         *r = (ImageRecipe){};

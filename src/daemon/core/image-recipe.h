@@ -1,6 +1,8 @@
 /* Image recipes: images/<name>/recipe.json, data only. One builder (image-build.c) reads
  * them; a recipe names its parent, the Debian packages it adds, the runtimes they bring
- * and the defaults of sandboxes made from it (shell, user, workdir). */
+ * and the defaults of sandboxes made from it (shell, user, workdir). A derived image is
+ * built from a copy of its parent image, so only the recipe's own packages are left to
+ * install. */
 #pragma once
 
 #include <jansson.h>
@@ -10,8 +12,10 @@
 #define IMAGE_RECIPE_DEPTH_MAX 8
 
 typedef struct ImageRecipe {
-        json_t *bootstrap; /* the root recipe's packages: debootstrap installs them */
-        json_t *packages;  /* its descendants' (no duplicates): apt-get installs them after */
+        char *parent;     /* the parent recipe's name; NULL for a root recipe */
+        json_t *packages; /* a root recipe's packages (debootstrap installs them); a derived
+                           * recipe's own, less its ancestors' (apt-get installs them on a
+                           * copy of the parent image) */
         json_t *meta;     /* the image.json to be: name, description, runtimes, shell, user, workdir */
 } ImageRecipe;
 

@@ -13,11 +13,13 @@
 #include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "daemon/core/image-host.h"
+#include "daemon/core/snapshots.h"
 
 typedef struct Image {
         char *name;
-        char *rootfs; /* $STATE/images/<name>/rootfs */
-        json_t *meta; /* its image.json */
+        char *rootfs;   /* $STATE/images/<name>/rootfs */
+        json_t *meta;   /* its image.json */
+        unsigned holds; /* builds copying it (images_hold) */
 } Image;
 
 typedef struct Images {
@@ -353,6 +355,26 @@ int images_begin(Manager *m, const char *name, char **ret_dir, ForgeError *err) 
         return 0;
 }
 
+bool images_is_claimed(Manager *m, const char *name) {
+        return claim_index(m, name) >= 0;
+}
+
+const char *images_hold(Manager *m, const char *name) {
+        Image *img = image_find(m, name);
+
+        if (!img)
+                return NULL;
+        img->holds++;
+        return img->rootfs;
+}
+
+void images_release(Manager *m, const char *name) {
+        Image *img = image_find(m, name);
+
+        if (img && img->holds > 0)
+                img->holds--;
+}
+
 int images_finish(Manager *m, const char *name, const char *dir, bool ok, ForgeError *err) {
         _cleanup_free_ char *dest = NULL;
         int r = 0;
@@ -363,6 +385,9 @@ int images_finish(Manager *m, const char *name, const char *dir, bool ok, ForgeE
                         r = forge_error_set(err, ENOMEM, "internal", "out of memory");
                 else if (rename(dir, dest) < 0)
                         r = forge_error_set(err, errno, "internal", "cannot move the image into place: %m");
+                else
+                        /* The tree was synced (images_sync); this makes the rename last. */
+                        (void) fsync_directory(m->images->dir);
                 if (r >= 0) {
                         r = image_load(m, name, err);
                         if (r < 0)
@@ -394,11 +419,32 @@ static void after_remove(uv_work_t *w, int status) {
         free(rm);
 }
 
+/* An image stays while a sandbox or a snapshot names it (they start from it) and while a
+ * build copies it. */
+static int image_check_unused(Manager *m, Image *img, ForgeError *err) {
+        char snapshot[SNAPSHOT_ID_MAX + 1];
+        Sandbox *user;
+        size_t users;
+
+        user = image_user(m, img->name, &users);
+        if (user)
+                return forge_error_set(err, EBUSY, "image_in_use", "image '%s' is used by sandbox %s%s",
+                                       img->name, user->id, users > 1 ? " and others" : "");
+        users = snapshots_of_image(m, img->name, snapshot);
+        if (users > 0)
+                return forge_error_set(err, EBUSY, "image_in_use",
+                                       "image '%s' is used by snapshot %s%s (DELETE /v1/snapshots/%s first)",
+                                       img->name, snapshot, users > 1 ? " and others" : "", snapshot);
+        if (img->holds > 0)
+                return forge_error_set(err, EBUSY, "image_in_use",
+                                       "image '%s' is being copied by the build of an image derived from it",
+                                       img->name);
+        return 0;
+}
+
 int images_remove(Manager *m, const char *name, ForgeError *err) {
         _cleanup_free_ char *src = NULL;
         Removal *rm;
-        Sandbox *user;
-        size_t users;
         int r;
 
         r = images_name_check(name, err);
@@ -409,10 +455,9 @@ int images_remove(Manager *m, const char *name, ForgeError *err) {
                                        "'host' is the built-in image and stays");
         if (!image_find(m, name))
                 return images_check(m, name, err);
-        user = image_user(m, name, &users);
-        if (user)
-                return forge_error_set(err, EBUSY, "image_in_use", "image '%s' is used by sandbox %s%s",
-                                       name, user->id, users > 1 ? " and others" : "");
+        r = image_check_unused(m, image_find(m, name), err);
+        if (r < 0)
+                return r;
         rm = calloc(1, sizeof(*rm));
         if (!rm || asprintf(&src, "%s/%s", m->images->dir, name) < 0 ||
             asprintf(&rm->dir, "%s/.old-%s-XXXXXX", m->images->dir, name) < 0) {
@@ -480,6 +525,14 @@ int images_tree_size(const char *path, uint64_t *ret) {
 
         *ret = 0;
         return fd < 0 ? -errno : tree_size(fd, ret);
+}
+
+int images_sync(const char *image_dir, ForgeError *err) {
+        _cleanup_close_ int fd = open(image_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0 || syncfs(fd) < 0)
+                return forge_error_set(err, errno, "internal", "cannot sync %s to disk: %m", image_dir);
+        return 0;
 }
 
 int images_meta_write(const char *image_dir, json_t *meta, ForgeError *err) {

@@ -47,15 +47,26 @@ json_t *images_get_json(Manager *m, const char *name);
  * (image_exists) and one already being made (image_busy). On success *ret_dir is a fresh
  * empty $STATE/images/.new-<name>-<random>/ to fill with rootfs/ and image.json. */
 int images_begin(Manager *m, const char *name, char **ret_dir, ForgeError *err);
-/* Ends a claim: with ok, renames dir into place and registers the image; else (or if
- * that fails) removes dir. */
+/* Whether a build or an import is making `name` now. */
+bool images_is_claimed(Manager *m, const char *name);
+/* A build copying image `name` holds it, so it cannot be removed meanwhile: its rootfs
+ * path, or NULL if there is no such image. Each hold is released once. */
+const char *images_hold(Manager *m, const char *name);
+void images_release(Manager *m, const char *name);
+/* Ends a claim: with ok, renames dir into place (dir's files must be on disk already,
+ * images_sync) and registers the image; else (or if that fails) removes dir. */
 int images_finish(Manager *m, const char *name, const char *dir, bool ok, ForgeError *err);
-/* Removes an image no sandbox uses; the files go in the thread pool. */
+/* Removes an image that no sandbox, snapshot or build uses (else image_in_use); the files
+ * go in the thread pool. */
 int images_remove(Manager *m, const char *name, ForgeError *err);
 
 /* The apparent size in bytes of the files under path (a tree being written is fine).
  * Blocking. */
 int images_tree_size(const char *path, uint64_t *ret);
+/* syncfs(2) of the filesystem holding image_dir: a finished image is on disk before it
+ * is renamed into place, so a crash never leaves a registered image with lost files.
+ * Blocking. */
+int images_sync(const char *image_dir, ForgeError *err);
 /* Writes image.json into image_dir from meta (name, runtimes, shell, user, workdir),
  * adding size (bytes under rootfs/) and created (ms since the epoch). Blocking. */
 int images_meta_write(const char *image_dir, json_t *meta, ForgeError *err);
