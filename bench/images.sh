@@ -1,7 +1,7 @@
 #!/bin/sh
 # Image benchmark (see BENCHMARKS.md): build time of each recipe image, then time to
 # interactive (create -> first command's result) per image, with `host` as the peer
-# measured in the same run. Starts forged on a free port with a temporary state dir.
+# measured in the same run, the images taking turns round by round. Starts forged on a free port with a temporary state dir.
 #   bench/images.sh [ROUNDS] [IMAGES...]      (default 10 rounds; base python node)
 # FORGE_URL=... bench/images.sh uses an already running forged (images it has are kept).
 set -eu
@@ -64,12 +64,17 @@ def tti(image):
     assert out["stdout"] == "ready\n", out
     return took * 1000
 
-print("\nTTI: create -> first command result, ms (median of %d; p90)" % rounds)
-results = {}
-for n in ["host"] + names:
+print("\nTTI: create -> first command result, ms (median of %d rounds, images interleaved; p90)" % rounds)
+order = ["host"] + names
+for n in order:
     tti(n)  # warm the page cache of the image
-    samples = sorted(tti(n) for _ in range(rounds))
-    results[n] = statistics.median(samples)
+samples = {n: [] for n in order}
+for _ in range(rounds):
+    for n in order:  # interleaved, so load drifting during the run hits every image alike
+        samples[n].append(tti(n))
+host = statistics.median(samples["host"])
+for n in order:
+    s = sorted(samples[n])
     print("%-8s %8.1f ms  p90 %8.1f ms  ratio to host %.2f" % (
-        n, results[n], samples[int(0.9 * (len(samples) - 1))], results[n] / results["host"]))
+        n, statistics.median(s), s[int(0.9 * (len(s) - 1))], statistics.median(s) / host))
 PY
