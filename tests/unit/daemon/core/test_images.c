@@ -1,6 +1,7 @@
-/* core/image-recipe.c and core/image-import.c: recipes folded with their parents, the
- * mirror picked from apt's index targets, and the extractor's checks on crafted
- * archives (written here with libarchive's writer). */
+/* core/image-recipe.c, core/image-import.c and core/images.c: recipes folded with their
+ * parents, the mirror picked from apt's index targets, the extractor's checks on crafted
+ * archives (written here with libarchive's writer), and who keeps an image from being
+ * removed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,9 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/fs-util.h"
 #include "basic/rm-rf.h"
 #include "daemon/core/image-import.h"
 #include "daemon/core/image-recipe.h"
+#include "daemon/core/images.h"
 
 static char tmpdir[64];
 
@@ -56,7 +59,8 @@ static void test_recipe_folds_parents(void **state) {
                      "{\"parent\":\"base\",\"packages\":[\"python3\",\"bash\"],\"runtimes\":{\"python\":"
                      "\"python3\"},\"workdir\":\"/work\"}");
         assert_int_equal(image_recipe_load(tmpdir, "py", &r, &err), 0);
-        char *pk = json_dumps(r.packages, JSON_COMPACT), *meta = json_dumps(r.meta, JSON_COMPACT | JSON_SORT_KEYS);
+        char *pk = json_dumps(r.packages, JSON_COMPACT),
+             *meta = json_dumps(r.meta, JSON_COMPACT | JSON_SORT_KEYS);
         /* Built from a copy of the base image: only what base lacks is installed. */
         assert_string_equal(r.parent, "base");
         assert_string_equal(pk, "[\"python3\"]");
@@ -235,6 +239,57 @@ static void test_extract_clears_modes_and_keeps_order(void **state) {
         assert_string_equal(buf, "last");
 }
 
+static void file_put(const char *rel, const char *content) {
+        char path[256];
+
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+        assert_int_equal(write_file_atomic(path, content, 0644), 0);
+}
+
+static void remove_refused(Manager *m, const char *name, const char *says) {
+        ForgeError err = {};
+
+        assert_int_equal(images_remove(m, name, &err), -EBUSY);
+        assert_string_equal(err.code, "image_in_use");
+        assert_non_null(strstr(err.message, says));
+}
+
+/* A snapshot naming the image and a build copying it both keep it. */
+static void test_remove_refused_while_in_use(void **state) {
+        char snapshots[128], dir[256];
+        Manager m = {.loop = uv_default_loop(), .state_dir = tmpdir, .snapshots_dir = snapshots};
+        ForgeError err = {};
+
+        snprintf(snapshots, sizeof(snapshots), "%s/snapshots", tmpdir);
+        snprintf(dir, sizeof(dir), "%s/images/mine/rootfs", tmpdir);
+        assert_int_equal(mkdir_p(dir, 0755), 0);
+        file_put("images/mine/image.json", "{\"name\": \"mine\", \"runtimes\": {}}");
+        snprintf(dir, sizeof(dir), "%s/snap-abcde12345", snapshots);
+        assert_int_equal(mkdir_p(dir, 0700), 0);
+        file_put("snapshots/snap-abcde12345/snapshot.json",
+                 "{\"id\": \"snap-abcde12345\", \"image\": \"mine\", \"isolator\": \"ns\"}");
+        assert_int_equal(images_init(&m, &err), 0);
+
+        remove_refused(&m, "mine", "snapshot snap-abcde12345");
+        rm_rf(dir);
+        assert_non_null(images_hold(&m, "mine"));
+        assert_null(images_hold(&m, "nosuch"));
+        remove_refused(&m, "mine", "being copied");
+        images_release(&m, "mine");
+        assert_int_equal(images_remove(&m, "mine", &err), 0);
+        assert_null(images_get_json(&m, "mine"));
+        uv_run(m.loop, UV_RUN_DEFAULT); /* the files go in the thread pool */
+
+        assert_false(images_is_claimed(&m, "next"));
+        char *claim = NULL;
+        assert_int_equal(images_begin(&m, "next", &claim, &err), 0);
+        assert_true(images_is_claimed(&m, "next"));
+        assert_int_equal(images_finish(&m, "next", claim, false, &err), 0);
+        assert_false(images_is_claimed(&m, "next"));
+        free(claim);
+        images_free(&m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_recipe_folds_parents, setup, teardown),
@@ -243,6 +298,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_extract_refuses_escapes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_extract_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_extract_clears_modes_and_keeps_order, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_refused_while_in_use, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
