@@ -22,7 +22,7 @@ COMMON := -std=gnu11 $(OPT) $(WARN) -D_GNU_SOURCE -Iinclude -Isrc
 CFLAGS_ALL = $(COMMON) $(HARDEN) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,relro -Wl,-z,now $(SANFLAGS)
 
-DAEMON_LIBS := -luv -ljansson -lhttp_parser -lwslay -lnettle -lseccomp -lm
+DAEMON_LIBS := -luv -ljansson -larchive -lhttp_parser -lwslay -lnettle -lseccomp -lm
 CLI_LIBS := -lcurl -ljansson -lwslay -lnettle
 
 basic_src := $(wildcard src/basic/*.c)
@@ -122,8 +122,8 @@ integration: all $(BIN)/forged-faults $(B)/tests/security/probe
 
 # Debian packages the build, the daemon and the tests need (DESIGN.md section 8).
 DEB_PKGS := build-essential pkg-config musl-tools libuv1-dev libhttp-parser-dev \
-	libwslay-dev nettle-dev libjansson-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev \
-	python3 python3-pytest nodejs clang libclang-rt-dev util-linux iproute2 bubblewrap e2fsprogs \
+	libwslay-dev nettle-dev libjansson-dev libseccomp-dev libarchive-dev libcurl4-openssl-dev libcmocka-dev \
+	python3 python3-pytest nodejs clang libclang-rt-dev util-linux iproute2 bubblewrap e2fsprogs debootstrap \
 	tmux qemu-system-x86 cpio
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \

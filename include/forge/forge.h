@@ -57,6 +57,47 @@ FORGE_PUBLIC void forge_client_set_interrupt_flag(ForgeClient *c, const volatile
 /* *ret_json: the server's health object as compact JSON text; free() it. */
 FORGE_PUBLIC int forge_health(ForgeClient *c, char **ret_json, ForgeClientError *err);
 
+/* ---- images ---- */
+
+typedef struct ForgeImage {
+        char *name;
+        char *created;   /* RFC 3339; NULL for the built-in host image */
+        int64_t size;    /* bytes of its root; -1 when unknown (host) */
+        char *runtimes;  /* the runtimes it has, comma-separated ("python,sh,bash") */
+        char *json;      /* the whole image.json, compact */
+} ForgeImage;
+
+typedef struct ForgeImageList {
+        ForgeImage *images;
+        size_t n_images;
+} ForgeImageList;
+
+/* One progress report of a build: a phase ("parent", "copy", "sources", "resolve",
+ * "download", "extract", "install", "finish"), the bytes written to the new root so far,
+ * the builder's last line (may be NULL), and the image it is about (the one asked for, or
+ * its parent when the build makes that first). A negative return stops following (the
+ * build goes on). */
+typedef struct ForgeImageProgress {
+        const char *phase;
+        uint64_t bytes;
+        const char *message;
+        const char *image;
+} ForgeImageProgress;
+typedef int (*ForgeImageProgressFn)(const ForgeImageProgress *p, void *userdata);
+
+FORGE_PUBLIC int forge_image_list(ForgeClient *c, ForgeImageList *ret, ForgeClientError *err);
+FORGE_PUBLIC void forge_image_list_clear(ForgeImageList *list);
+/* Builds image `name` from the server's recipe of that name and waits for the end;
+ * on_progress (may be NULL) sees each report. ret may be NULL. */
+FORGE_PUBLIC int forge_image_build(ForgeClient *c, const char *name, ForgeImageProgressFn on_progress,
+                                   void *userdata, ForgeImage *ret, ForgeClientError *err);
+/* Imports the rootfs tarball at tar_path (plain or compressed) as image `name`. */
+FORGE_PUBLIC int forge_image_import(ForgeClient *c, const char *name, const char *tar_path, ForgeImage *ret,
+                                    ForgeClientError *err);
+/* Refused (image_in_use) while a sandbox uses it. */
+FORGE_PUBLIC int forge_image_remove(ForgeClient *c, const char *name, ForgeClientError *err);
+FORGE_PUBLIC void forge_image_clear(ForgeImage *img);
+
 /* ---- sandboxes ---- */
 
 typedef struct ForgeLimits {

@@ -113,6 +113,14 @@ int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+int fsync_directory(const char *dir) {
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
 /* Makes a rename in path's directory durable. */
 static int fsync_parent_dir(const char *path) {
         const char *slash = strrchr(path, '/');
@@ -126,10 +134,7 @@ static int fsync_parent_dir(const char *path) {
                 return -ENAMETOOLONG;
         else
                 snprintf(dir, sizeof(dir), "%.*s", (int) (slash - path), path);
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fsync(fd) < 0)
-                return -errno;
-        return 0;
+        return fsync_directory(dir);
 }
 
 int write_file_atomic(const char *path, const char *content, mode_t mode) {

@@ -25,6 +25,8 @@ int mkdir_p(const char *path, mode_t mode);
 /* Creates or replaces path with content through a temp file, fsync and rename(2), then
  * fsyncs the directory: after a crash the file is either old or new, never partial. */
 int write_file_atomic(const char *path, const char *content, mode_t mode);
+/* fsync(2) of a directory: makes the renames and creations in it durable. 0 or -errno. */
+int fsync_directory(const char *dir);
 
 /* buf = a "/" b; -ENAMETOOLONG if it does not fit. */
 int path_join(char *buf, size_t size, const char *a, const char *b);

@@ -26,6 +26,7 @@ static const ForgectlCommand commands[] = {
         {"logs", forgectl_cmd_logs, "print (-f: follow) a background process's output"},
         {"kill", forgectl_cmd_kill, "kill a background process, or send it a signal"},
         {"attach", forgectl_cmd_attach, "connect the terminal to a process started with --pty"},
+        {"image", forgectl_cmd_image, "build, list, remove or import images"},
         {"health", forgectl_cmd_health, "ask the server whether it is well"},
         {"vm", forgectl_cmd_vm, "prepare the microVM guest parts on this host (vm setup)"},
 };

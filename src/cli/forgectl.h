@@ -231,6 +231,22 @@ int forgectl_terminal_run(ForgectlContext *ctx, const char *id, const char *comm
 /* The exit status a finished process maps to (as forgectl_exit_status). */
 int forgectl_process_exit_status(const ForgeProcess *p);
 
+/* image build|ls|rm|import */
+typedef enum ForgectlImageCommand {
+        FORGECTL_IMAGE_BUILD,
+        FORGECTL_IMAGE_LS,
+        FORGECTL_IMAGE_RM,
+        FORGECTL_IMAGE_IMPORT,
+} ForgectlImageCommand;
+
+typedef struct ForgectlImageArgs {
+        ForgectlImageCommand cmd;
+        const char **operands; /* after the subcommand; owned array of borrowed strings */
+} ForgectlImageArgs;
+
+int forgectl_parse_image(int argc, char **argv, ForgectlImageArgs *ret);
+void forgectl_image_args_done(ForgectlImageArgs *a);
+
 /* Each runs a command from its argv (argv[0] = the command name) and returns the exit
  * status. */
 int forgectl_cmd_create(ForgectlContext *ctx, int argc, char **argv);
@@ -249,5 +265,6 @@ int forgectl_cmd_logs(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_kill(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_shell(ForgectlContext *ctx, int argc, char **argv);
 int forgectl_cmd_attach(ForgectlContext *ctx, int argc, char **argv);
+int forgectl_cmd_image(ForgectlContext *ctx, int argc, char **argv);
 /* ls ID:PATH, reached through ls. */
 int forgectl_files_ls(ForgectlContext *ctx, const char *id, const char *path);

@@ -91,6 +91,11 @@ int api_resolve_path(const char *path, const char *cwd, char **ret, ForgeError *
 
 void api_health(ApiCall *call);
 void api_metrics(ApiCall *call);
+void api_image_list(ApiCall *call);
+void api_image_get(ApiCall *call);
+void api_image_import(ApiCall *call);
+void api_image_delete(ApiCall *call);
+void api_image_build(ApiCall *call);
 void api_sandbox_create(ApiCall *call);
 void api_sandbox_list(ApiCall *call);
 void api_sandbox_get(ApiCall *call);

@@ -11,6 +11,11 @@
 static const ApiRoute routes[] = {
         {"GET", "health", api_health, API_BODY_NONE, false},
         {"GET", "metrics", api_metrics, API_BODY_NONE, API_SANDBOX_ANY},
+        {"GET", "v1/images", api_image_list, API_BODY_NONE, false},
+        {"GET", "v1/images/+", api_image_get, API_BODY_NONE, false},
+        {"PUT", "v1/images/+", api_image_import, API_BODY_STREAM, false},
+        {"DELETE", "v1/images/+", api_image_delete, API_BODY_NONE, false},
+        {"POST", "v1/images/+/build", api_image_build, API_BODY_NONE, false},
         {"GET", "v1/sandboxes", api_sandbox_list, API_BODY_NONE, false},
         {"POST", "v1/sandboxes", api_sandbox_create, API_BODY_OPTIONAL, false},
         {"GET", "v1/sandboxes/*", api_sandbox_get, API_BODY_NONE, API_SANDBOX_ANY},

@@ -92,8 +92,7 @@ void manager_free(Manager *m) {
         }
         free(m->sandboxes);
         isolator_fini_all();
-        json_decref(m->host_image);
-        free(m->host_rootfs);
+        images_free(m);
         free(m->state_dir);
         free(m->sandboxes_dir);
         free(m->trash_dir);

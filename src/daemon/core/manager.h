@@ -31,8 +31,7 @@ struct Manager {
         char *trash_dir;     /* $STATE/trash: sandboxes being destroyed */
         char *snapshots_dir; /* $STATE/snapshots (core/snapshots.c) */
         char *agent_path;
-        char *host_rootfs; /* $STATE/images/host/rootfs */
-        json_t *host_image; /* image.json of `host` */
+        struct Images *images; /* the image registry (core/images.h) */
         const IsolatorOps *default_isolator;
         unsigned max_sandboxes;
         Sandbox **sandboxes; /* live ones, in creation order */

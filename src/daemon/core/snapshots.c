@@ -294,6 +294,27 @@ json_t *snapshots_list(Manager *m) {
         return list ? json_pack("{s:o}", "snapshots", list) : NULL;
 }
 
+size_t snapshots_of_image(Manager *m, const char *image, char ret_first[SNAPSHOT_ID_MAX + 1]) {
+        _cleanup_close_ int fd = open(m->snapshots_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(TAKE_FD(fd)) : NULL;
+        struct dirent *de;
+        size_t n = 0;
+
+        while (d && (de = readdir(d))) {
+                json_t *rec;
+
+                if (!id_is_valid(de->d_name) || record_read(m, de->d_name, &rec, NULL) < 0)
+                        continue;
+                /* id_is_valid: the name is SNAPSHOT_ID_MAX long */
+                if (strcmp(json_string_value(json_object_get(rec, "image")) ?: "", image) == 0 && n++ == 0)
+                        memcpy(ret_first, de->d_name, SNAPSHOT_ID_MAX + 1);
+                json_decref(rec);
+        }
+        if (d)
+                closedir(d);
+        return n;
+}
+
 int snapshot_get(Manager *m, const char *id, json_t **ret, ForgeError *err) {
         json_t *rec;
         int r = record_read(m, id, &rec, err);

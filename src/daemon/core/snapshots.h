@@ -38,5 +38,8 @@ int manager_snapshot(Manager *m, Sandbox *sb, const char *name, SnapshotDone don
 json_t *snapshots_list(Manager *m);
 int snapshot_get(Manager *m, const char *id, json_t **ret, ForgeError *err);
 int snapshot_delete(Manager *m, const char *id, ForgeError *err);
+/* How many snapshots name `image` (a snapshot needs its image to start sandboxes from),
+ * with the id of one of them in ret_first. Reads their records. */
+size_t snapshots_of_image(Manager *m, const char *image, char ret_first[SNAPSHOT_ID_MAX + 1]);
 /* At start: removes snapshots that never finished. */
 void snapshots_reconcile(Manager *m);
