@@ -6,6 +6,7 @@
 # FORGE_URL=... bench/images.sh uses an already running forged (images it has are kept).
 set -eu
 cd "$(dirname "$0")/.."
+. bench/forged.sh
 B=${FORGE_BUILD:-build}
 rounds=${1:-10}
 [ $# -gt 0 ] && shift
@@ -13,18 +14,7 @@ images=${*:-base python node}
 make -s all >/dev/null
 
 if [ -z "${FORGE_URL:-}" ]; then
-        state=$(mktemp -d /tmp/forge-bench-XXXXXX)
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        "$B/bin/forged" --listen "127.0.0.1:$port" --state-dir "$state" --isolator auto \
-                --log-level warn >"$state.log" 2>&1 &
-        forged=$!
-        trap 'kill $forged 2>/dev/null; wait $forged 2>/dev/null; rm -rf --one-file-system "$state" "$state.log"' EXIT
-        export FORGE_URL="http://127.0.0.1:$port"
-        i=0
-        until curl -sf "$FORGE_URL/health" >/dev/null; do
-                i=$((i + 1)); [ $i -lt 200 ] || { echo "forged did not start"; cat "$state.log"; exit 1; }
-                sleep 0.05
-        done
+        forged_start --isolator auto
 fi
 echo "kernel: $(uname -sr), nproc: $(nproc), load: $(cut -d' ' -f1-3 /proc/loadavg), forged: $FORGE_URL"
 /usr/bin/python3 - "$rounds" $images <<'PY'
