@@ -142,9 +142,10 @@ static int on_credit(Agent *a, const ProtoHeader *h, const uint8_t *payload) {
         return 0;
 }
 
-/* A second HELLO on one connection: a VM's port, on which one host hung up and the next
- * connected so fast that the guest saw neither (or a restored VM, whose port the old
- * host held when it was saved). The new host is served as on a fresh connection. */
+/* A second HELLO on one connection: a VM's port, which forged's boot wait hands on to
+ * forged's own connection, or on which one host hung up and the next connected so fast
+ * that the guest saw neither (or a restored VM, whose port the old host held when it was
+ * saved). The new host is served as on a fresh connection. */
 static void on_new_host(Agent *a) {
         log_info("a new host on the same connection");
         agent_release_host(a);

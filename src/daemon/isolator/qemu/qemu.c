@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,55 @@ static const char *const qemu_candidates[] = {"/usr/bin/qemu-system-x86_64",
 
 static char vm_dir[PATH_MAX];        /* $STATE/vm: guest parts (forgectl vm setup) */
 static char sandboxes_dir[PATH_MAX]; /* $STATE/sandboxes as the manager spells it */
+
+/* The connection each boot saw its agent greet on, kept for forged's first connect().
+ * Hanging up and connecting again instead races in the guest: when the guest sees the
+ * hangup after forged's HELLO has arrived, the agent drops that HELLO with the old
+ * connection and both sides wait for each other (seen under load). Worker threads put,
+ * the loop thread takes. */
+typedef struct Greeted {
+        struct Greeted *next;
+        char id[SANDBOX_ID_MAX + 1];
+        int fd;
+} Greeted;
+
+static pthread_mutex_t greeted_lock = PTHREAD_MUTEX_INITIALIZER;
+static Greeted *greeted_list;
+
+/* The kept connection of a sandbox, or -1; the caller owns it. */
+static int greeted_take(const char *id) {
+        int fd = -1;
+
+        pthread_mutex_lock(&greeted_lock);
+        for (Greeted **g = &greeted_list; *g; g = &(*g)->next)
+                if (strcmp((*g)->id, id) == 0) {
+                        Greeted *found = *g;
+                        *g = found->next;
+                        fd = found->fd;
+                        free(found);
+                        break;
+                }
+        pthread_mutex_unlock(&greeted_lock);
+        return fd;
+}
+
+static void greeted_put(const char *id, int fd) {
+        Greeted *g = calloc(1, sizeof(*g));
+        int old = greeted_take(id);
+
+        if (old >= 0)
+                close(old);
+        if (!g) {
+                close(fd); /* forged's connect() makes a new one */
+                return;
+        }
+        snprintf(g->id, sizeof(g->id), "%s", id);
+        g->fd = fd;
+        pthread_mutex_lock(&greeted_lock);
+        g->next = greeted_list;
+        greeted_list = g;
+        pthread_mutex_unlock(&greeted_lock);
+}
 
 static const char *qemu_binary(void) {
         for (size_t i = 0; i < ELEMENTSOF(qemu_candidates); i++)
@@ -235,12 +285,14 @@ static int qemu_launch(const SandboxPlan *plan, QemuArgs *args, ForgeError *err)
         return 0;
 }
 
-/* Reads frames until the agent's hello: 1, or 0 once until has passed. A restored agent
- * may first send what it had queued for the host it had before the snapshot, maybe from
- * the middle of a frame: anything that does not decode is -EBADMSG. */
+/* Reads frames until the agent's hello has been read whole: 1, or 0 once until has
+ * passed. A restored agent may first send what it had queued for the host it had before
+ * the snapshot, maybe from the middle of a frame: anything that does not decode is
+ * -EBADMSG. */
 static int hello_wait(const SandboxPlan *plan, int fd, int64_t until, ForgeError *err) {
         uint8_t header[PROTO_HEADER_SIZE];
         size_t got = 0, skip = 0;
+        bool greeted = false;
         ProtoHeader h;
 
         for (;;) {
@@ -267,6 +319,8 @@ static int hello_wait(const SandboxPlan *plan, int fd, int64_t until, ForgeError
                         continue;
                 if (skip > 0) {
                         skip -= (size_t) n;
+                        if (skip == 0 && greeted)
+                                return 1;
                         continue;
                 }
                 got += (size_t) n;
@@ -274,7 +328,8 @@ static int hello_wait(const SandboxPlan *plan, int fd, int64_t until, ForgeError
                         continue;
                 if (proto_header_decode(header, &h) < 0)
                         return -EBADMSG;
-                if (h.type == PROTO_HELLO)
+                greeted = h.type == PROTO_HELLO;
+                if (greeted && h.length == 0)
                         return 1;
                 got = 0;
                 skip = h.length;
@@ -301,8 +356,9 @@ static int hello_send(int fd) {
         return r;
 }
 
-/* Waits for the agent's hello on the port, then hangs up: forged's own connection
- * comes next, and the agent greets that one too.
+/* Waits for the agent's hello on the port and keeps that connection for forged's
+ * connect() (greeted_put): forged's HELLO on it is a second HELLO, and the agent greets
+ * again (agent/dispatch.c).
  *
  * After a restore the agent may first send what it had queued for its old host (which
  * hello_wait() skips), or it may have been in the middle of reading a frame of the old
@@ -324,8 +380,10 @@ static int boot_wait(const SandboxPlan *plan, bool kvm, bool restored, ForgeErro
                         return forge_error_set(err, r, "isolator_failed",
                                                "cannot reach the VM's agent port: %s", strerror(-r));
                 r = hello_wait(plan, fd, MIN(time_mono_ms() + patience, deadline), err);
-                if (r > 0)
+                if (r > 0) {
+                        greeted_put(plan->id, TAKE_FD(fd));
                         return 0;
+                }
                 if (r < 0 && r != -EBADMSG)
                         return r;
                 if (r == -EBADMSG && !restored)
@@ -377,6 +435,12 @@ static int qemu_start(const SandboxPlan *plan, ForgeError *err) {
 }
 
 static int qemu_connect(const SandboxPlan *plan, int *ret_fd) {
+        int fd = greeted_take(plan->id);
+
+        if (fd >= 0) {
+                *ret_fd = fd;
+                return 0;
+        }
         return isolator_unix_connect(plan->dir, "agent.sock", ret_fd);
 }
 
@@ -425,6 +489,9 @@ static int qemu_destroy(const SandboxPlan *plan) {
 
         if (!plan->dir)
                 return -EINVAL;
+        int kept = greeted_take(plan->id);
+        if (kept >= 0)
+                close(kept);
         r = qemu_kill(plan->dir);
         if (r < 0)
                 return r;
