@@ -18,7 +18,9 @@
 #include <string.h>
 
 #include "basic/log.h"
+#include "basic/rm-rf.h"
 #include "daemon/api/api.h"
+#include "daemon/core/images.h"
 #include "daemon/core/manager.h"
 #include "http-feed.h"
 
@@ -103,25 +105,38 @@ static Sandbox *fixture_sandbox(const char *id, SandboxState state, const char *
         return sb;
 }
 
+static char images_state[] = "/tmp/forge-fuzz-XXXXXX";
+
+static void images_state_remove(void) {
+        rm_rf(images_state);
+}
+
 static void fixture_setup(void) {
         static const char *const isolators[] = {"fuzz", NULL};
+        ForgeError err = {0};
 
+        /* The image registry is real: the host image, prepared in a directory of our own. */
+        if (!mkdtemp(images_state)) {
+                perror("mkdtemp");
+                abort();
+        }
+        atexit(images_state_remove);
         manager = (Manager){
                 .loop = &loop,
-                .state_dir = "/nonexistent/forge-fuzz",
+                .state_dir = images_state,
                 .sandboxes_dir = "/nonexistent/forge-fuzz/sandboxes",
                 .trash_dir = "/nonexistent/forge-fuzz/trash",
+                .snapshots_dir = "/nonexistent/forge-fuzz/snapshots",
                 .agent_path = "/nonexistent/forge-agent",
                 .default_isolator = &fuzz_isolator,
                 .max_sandboxes = 0,
                 .sandboxes = sandboxes,
                 .n_sandboxes = 2,
         };
-        manager.host_image =
-                json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "workdir", "/root", "runtimes", "python",
-                          "/usr/bin/python3", "node", "/usr/bin/node", "sh", "/bin/sh", "bash", "/bin/bash");
-        if (!manager.host_image)
+        if (images_init(&manager, &err) < 0) {
+                fprintf(stderr, "images_init: %s\n", err.message);
                 abort();
+        }
         sandboxes[0] = fixture_sandbox("fuzzbox", SANDBOX_RUNNING, NULL);
         sandboxes[1] = fixture_sandbox("stopped", SANDBOX_FAILED, "fuzz: \xff not UTF-8");
         api = (Api){.manager = &manager, .isolators = isolators};
