@@ -95,24 +95,28 @@ int isolator_mkfs(char *const *options, const char *target, int64_t size_mb) {
         return isolator_command_run(mkfs, argv, -1, NULL, 0);
 }
 
-/* Through /proc/self/fd: sun_path is short whatever the state dir's length. */
-static int unix_address(int dirfd, const char *name, struct sockaddr_un *sa) {
+/* Opens the socket's directory (*ret_dirfd, the caller's) and spells the address
+ * through /proc/self/fd: sun_path is short whatever the state dir's length. */
+static int unix_address(const char *dir, const char *name, int *ret_dirfd, struct sockaddr_un *sa) {
+        int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        if (dirfd < 0)
+                return -errno;
         *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
         if (snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", dirfd, name) >=
-            (int) sizeof(sa->sun_path))
+            (int) sizeof(sa->sun_path)) {
+                close(dirfd);
                 return -ENAMETOOLONG;
+        }
+        *ret_dirfd = dirfd;
         return 0;
 }
 
 int isolator_unix_connect(const char *dir, const char *name, int *ret_fd) {
         _cleanup_close_ int dirfd = -1, fd = -1;
         struct sockaddr_un sa;
-        int r;
+        int r = unix_address(dir, name, &dirfd, &sa);
 
-        dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0)
-                return -errno;
-        r = unix_address(dirfd, name, &sa);
         if (r < 0)
                 return r;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -127,12 +131,8 @@ int isolator_unix_connect(const char *dir, const char *name, int *ret_fd) {
 int isolator_unix_listen(const char *dir, const char *name, int *ret_fd) {
         _cleanup_close_ int dirfd = -1, fd = -1;
         struct sockaddr_un sa;
-        int r;
+        int r = unix_address(dir, name, &dirfd, &sa);
 
-        dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0)
-                return -errno;
-        r = unix_address(dirfd, name, &sa);
         if (r < 0)
                 return r;
         if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
