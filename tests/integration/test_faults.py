@@ -62,7 +62,8 @@ def call_dies(fn):
 
 
 def cgroup_group(state_dir):
-    """forge-<FNV-1a of the state dir's real path>: this forged's cgroup group (ns.c)."""
+    """forge-<FNV-1a of the state dir's real path>: this forged's cgroup group, ns
+    sandboxes' and VMs' alike (cgroup_group_name() in src/daemon/isolator/cgroup.c)."""
     h = 2166136261
     for b in os.path.realpath(state_dir).encode():
         h = ((h ^ b) * 16777619) & 0xFFFFFFFF

@@ -1,10 +1,14 @@
 #include "daemon/isolator/isolator.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "basic/log.h"
 #include "basic/macros.h"
+#include "daemon/isolator/cgroup.h"
 
 static const IsolatorOps *const isolators[] = {
         &isolator_ns,
@@ -43,13 +47,29 @@ const IsolatorOps *isolator_auto(const char *state_dir, char *why, size_t size) 
         return NULL;
 }
 
+/* Both isolators put their sandboxes into cgroups under one group per forged instance:
+ * named before any isolator (or the cgroup layout discovery) runs. */
+static int cgroup_group_init(const char *state_dir, ForgeError *err) {
+        char abs[PATH_MAX], name[CGROUP_GROUP_NAME_MAX];
+
+        if (!realpath(state_dir, abs))
+                return forge_error_set(err, errno, "internal", "cannot resolve %s", state_dir);
+        cgroup_group_name(abs, name, sizeof(name));
+        cgroup_set_group(name);
+        return 0;
+}
+
 int isolator_init_all(const IsolatorOps *required, const char *state_dir, ForgeError *err) {
         size_t n = 0;
+        int r;
+
+        r = cgroup_group_init(state_dir, err);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < ELEMENTSOF(isolators); i++) {
                 const IsolatorOps *iso = isolators[i];
                 ForgeError why = {0};
-                int r;
 
                 if (iso == required) {
                         r = iso->init(state_dir, err);
@@ -71,6 +91,9 @@ void isolator_fini_all(void) {
                         isolators[i]->fini();
                         ready[i] = false;
                 }
+        /* A clean stop leaves no empty group behind (sandboxes keep theirs: they outlive
+         * forged). */
+        cgroup_remove_group();
         memset(ready_names, 0, sizeof(ready_names));
 }
 

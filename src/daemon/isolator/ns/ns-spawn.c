@@ -23,7 +23,7 @@
 #include "basic/fs-util.h"
 #include "basic/macros.h"
 #include "daemon/isolator/isolator-util.h"
-#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/cgroup.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
 #define NS_FD_FLOOR 10

@@ -1,6 +1,6 @@
 /* The ns isolator: Linux namespaces, an overlay root and cgroups (DESIGN.md section 5).
  * This file is the ops table and the short orchestrators; the clone child lives in
- * ns-child.c, its parent side in ns-spawn.c, cgroups in cgroup*.c. */
+ * ns-child.c, its parent side in ns-spawn.c; cgroups are ../cgroup*.c (shared with qemu). */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -18,7 +18,7 @@
 #include "basic/macros.h"
 #include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/isolator.h"
-#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/cgroup.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
 #define INIT_EXIT_TIMEOUT_MS 5000
@@ -185,54 +185,24 @@ static int ns_destroy(const SandboxPlan *plan) {
         return ret;
 }
 
-typedef struct ReapContext {
-        bool (*known)(const char *id, void *userdata);
-        void *userdata;
-        int ret;
-} ReapContext;
-
-static int reap_one(const char *id, void *userdata) {
-        ReapContext *c = userdata;
-        int r;
-
-        if (c->known(id, c->userdata))
-                return 0;
-        log_sb_info(id, "removing the cgroups and processes of an unknown sandbox");
-        r = cgroup_kill_all(id);
-        if (r >= 0)
-                r = cgroup_remove(id);
-        if (r < 0 && c->ret >= 0)
-                c->ret = r;
-        return 0;
-}
-
 static int ns_reap_unknown(bool (*known)(const char *id, void *userdata), void *userdata) {
-        ReapContext c = {.known = known, .userdata = userdata};
-        int r = cgroup_foreach_sandbox(reap_one, &c);
+        int r = cgroup_reap_unknown(known, userdata);
         int d = ns_disk_reap_unknown(known, userdata);
 
-        if (r < 0)
-                return r;
-        return c.ret < 0 ? c.ret : d;
+        return r < 0 ? r : d;
 }
 
-/* FNV-1a of the state dir's absolute path: a short, stable name for this instance. */
+/* The cgroup group is isolator_init_all's (both isolators use it). */
 static int ns_init(const char *state_dir, ForgeError *err) {
-        char abs[PATH_MAX], name[32];
-        uint32_t h = 2166136261u;
+        char abs[PATH_MAX];
 
         if (!realpath(state_dir, abs))
                 return forge_error_set(err, errno, "internal", "cannot resolve %s", state_dir);
-        for (const char *p = abs; *p; p++)
-                h = (h ^ (uint8_t) *p) * 16777619u;
-        snprintf(name, sizeof(name), "forge-%08x", h);
-        cgroup_set_group(name);
         return ns_disk_set_state_dir(abs);
 }
 
-/* A clean stop leaves no empty group behind (sandboxes keep theirs: they outlive forged). */
+/* Nothing host-wide to release: isolator_fini_all removes the empty cgroup group. */
 static void ns_fini(void) {
-        cgroup_remove_group();
 }
 
 static int ns_available(ForgeError *err) {

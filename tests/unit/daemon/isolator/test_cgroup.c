@@ -1,4 +1,5 @@
-/* The cgroup backends' knob writing against a fake cgroup directory in a tmpdir. This
+/* The cgroup group's name, and the backends' knob writing against a fake cgroup
+ * directory in a tmpdir. This
  * machine binds memory, cpu and pids to v1, so this is how the v2 spelling (memory.max,
  * memory.swap.max, memory.oom.group, cpu.max) is checked; the v1 one is also exercised
  * for real by test_ns. */
@@ -18,7 +19,7 @@
 
 #include "basic/fs-util.h"
 #include "basic/rm-rf.h"
-#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/cgroup.h"
 
 typedef struct FakeCgroup {
         char dir[64];
@@ -124,8 +125,21 @@ static void test_v1_memory_swap_off(void **state) {
         knob_expect(c, "cpu.cfs_quota_us", "25000");
 }
 
+/* One group per state dir, named the same by every forged and by the tests' leak probe
+ * (tests/integration/test_faults.py cgroup_group). */
+static void test_group_name(void **state) {
+        char name[CGROUP_GROUP_NAME_MAX];
+
+        cgroup_group_name("/var/lib/forge", name, sizeof(name));
+        assert_string_equal(name, "forge-b742768b");
+        cgroup_group_name("/var/lib/forge2", name, sizeof(name));
+        assert_string_not_equal(name, "forge-b742768b");
+        assert_int_equal(strlen(name), strlen("forge-") + 8);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_group_name),
                 cmocka_unit_test_setup_teardown(test_v2_memory_group_oom, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_v2_memory_optional_knobs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_v2_cpu_and_kill, setup, teardown),

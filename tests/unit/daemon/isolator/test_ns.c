@@ -29,7 +29,7 @@
 #include "basic/rm-rf.h"
 #include "daemon/core/image-host.h"
 #include "daemon/isolator/isolator.h"
-#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/cgroup.h"
 #include "daemon/isolator/ns/ns-internal.h"
 #include "proto/proto.h"
 

@@ -1,5 +1,5 @@
 /* Cgroup layout discovery and the backend-independent operations. */
-#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/cgroup.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -157,7 +157,15 @@ int cgroup_mounts_parse(const char *proc_cgroup, const char *mountinfo, CgroupMo
         return 0;
 }
 
-static char group_name[64] = "forge";
+static char group_name[CGROUP_GROUP_NAME_MAX] = "forge";
+
+void cgroup_group_name(const char *state_dir, char *ret, size_t size) {
+        uint32_t h = 2166136261u;
+
+        for (const char *p = state_dir; *p; p++)
+                h = (h ^ (uint8_t) *p) * 16777619u;
+        snprintf(ret, size, "forge-%08x", h);
+}
 
 void cgroup_set_group(const char *name) {
         snprintf(group_name, sizeof(group_name), "%s", name);
@@ -235,10 +243,12 @@ static int layout_build(CgroupLayout *l) {
 
 static CgroupLayout layout;
 static int layout_error;
+static bool layout_done;
 static pthread_once_t layout_once = PTHREAD_ONCE_INIT;
 
 static void layout_init(void) {
         layout_error = layout_build(&layout);
+        __atomic_store_n(&layout_done, true, __ATOMIC_RELEASE);
 }
 
 int cgroup_layout_get(const CgroupLayout **ret) {
@@ -438,7 +448,8 @@ int cgroup_kill_all(const char *id) {
 void cgroup_remove_group(void) {
         const CgroupLayout *l;
 
-        if (cgroup_layout_get(&l) < 0)
+        /* Discovering the layout only to remove what it would make is pointless. */
+        if (!__atomic_load_n(&layout_done, __ATOMIC_ACQUIRE) || cgroup_layout_get(&l) < 0)
                 return;
         for (size_t i = 0; i < l->n_hierarchies; i++)
                 (void) rmdir(l->hierarchies[i].base); /* busy while sandboxes remain: fine */
@@ -574,4 +585,32 @@ int cgroup_foreach_sandbox(int (*cb)(const char *id, void *userdata), void *user
                 closedir(d);
         }
         return 0;
+}
+
+typedef struct ReapContext {
+        bool (*known)(const char *id, void *userdata);
+        void *userdata;
+        int ret;
+} ReapContext;
+
+static int reap_one(const char *id, void *userdata) {
+        ReapContext *c = userdata;
+        int r;
+
+        if (c->known(id, c->userdata))
+                return 0;
+        log_sb_info(id, "removing the cgroups and processes of an unknown sandbox");
+        r = cgroup_kill_all(id);
+        if (r >= 0)
+                r = cgroup_remove(id);
+        if (r < 0 && c->ret >= 0)
+                c->ret = r;
+        return 0;
+}
+
+int cgroup_reap_unknown(bool (*known)(const char *id, void *userdata), void *userdata) {
+        ReapContext c = {.known = known, .userdata = userdata};
+        int r = cgroup_foreach_sandbox(reap_one, &c);
+
+        return r < 0 ? r : c.ret;
 }

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "basic/fs-util.h"
-#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/cgroup.h"
 
 #define CFS_PERIOD_US 100000
 

@@ -1,6 +1,7 @@
-/* Sandbox cgroups for the ns isolator, over cgroup v2, v1 or a hybrid of both.
+/* Sandbox cgroups, over cgroup v2, v1 or a hybrid of both; shared by the isolators (ns
+ * puts the sandbox's processes there, qemu the VM's QEMU).
  *
- * Each sandbox gets <forged's own cgroup>/forge/<id> in every hierarchy it uses. Per
+ * Each sandbox gets <forged's own cgroup>/<group>/<id> in every hierarchy it uses. Per
  * controller the unified (v2) hierarchy wins when the controller is available there,
  * else the v1 hierarchy that carries it. Where a unified hierarchy is mounted at all, the
  * sandbox also gets a v2 cgroup even without controllers: it tracks membership and
@@ -42,12 +43,15 @@ typedef struct CgroupMounts {
         char v1[_CGROUP_CONTROLLER_MAX][PATH_MAX];
 } CgroupMounts;
 
-/* Discovered once per process (forged's cgroup does not move). */
 /* Sandboxes live in <forged's cgroup>/<group>/<id>; the group names one forged instance
  * (its state dir), so daemons sharing a cgroup never reap each other's sandboxes. Set it
- * before the first cgroup call. */
+ * before the first cgroup call (isolator_init_all does, whichever isolators it inits). */
+#define CGROUP_GROUP_NAME_MAX 32
+/* "forge-<FNV-1a of state_dir>", state_dir an absolute, resolved path. */
+void cgroup_group_name(const char *state_dir, char *ret, size_t size);
 void cgroup_set_group(const char *name);
 const char *cgroup_group(void);
+/* Discovered once per process (forged's cgroup does not move). */
 int cgroup_layout_get(const CgroupLayout **ret);
 /* Parses /proc/self/cgroup and /proc/self/mountinfo text; exposed for tests. */
 int cgroup_mounts_parse(const char *proc_cgroup, const char *mountinfo, CgroupMounts *ret);
@@ -61,7 +65,8 @@ int cgroup_create(const char *id, const SandboxLimits *limits);
 int cgroup_attach(const char *id, pid_t pid);
 /* Kills every process in the sandbox's cgroups and waits until they are empty. */
 int cgroup_kill_all(const char *id);
-/* rmdir of this instance's group in every hierarchy, where it is empty. */
+/* rmdir of this instance's group in every hierarchy, where it is empty; nothing if no
+ * cgroup was used yet. */
 void cgroup_remove_group(void);
 /* rmdir of every cgroup of the sandbox; missing ones are fine. */
 int cgroup_remove(const char *id);
@@ -71,6 +76,9 @@ int cgroup_get_usage(const char *id, SandboxUsage *ret);
 int cgroup_freeze(const char *id, bool frozen);
 /* Calls cb once for every sandbox id that has a cgroup in any hierarchy. */
 int cgroup_foreach_sandbox(int (*cb)(const char *id, void *userdata), void *userdata);
+/* Kills the processes of, and removes, every sandbox cgroup of this instance whose id
+ * known() rejects, whichever isolator made it (reconcile's reap_unknown). */
+int cgroup_reap_unknown(bool (*known)(const char *id, void *userdata), void *userdata);
 bool cgroup_id_is_valid(const char *id);
 
 /* Writes value into dir/knob. */

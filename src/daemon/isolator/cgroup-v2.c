@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "basic/fs-util.h"
-#include "daemon/isolator/ns/cgroup.h"
+#include "daemon/isolator/cgroup.h"
 
 #define CPU_PERIOD_US 100000
 
