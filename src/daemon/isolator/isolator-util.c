@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <limits.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,26 +18,48 @@
 #include "basic/fs-util.h"
 #include "basic/macros.h"
 
+/* Copies of pass_fds above every target number (3 + i), so that no dup2 into a target
+ * overwrites a later source. */
+static int pass_fds_move_high(const int *pass_fds, size_t n_pass, int *high, size_t *ret_n_high) {
+        for (*ret_n_high = 0; *ret_n_high < n_pass; (*ret_n_high)++) {
+                high[*ret_n_high] = fcntl(pass_fds[*ret_n_high], F_DUPFD_CLOEXEC, 3 + (int) n_pass);
+                if (high[*ret_n_high] < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+static void pass_fds_close(int *high, size_t n_high) {
+        for (size_t i = 0; i < n_high; i++)
+                close(high[i]);
+}
+
+static int child_wait(pid_t pid) {
+        int status;
+
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
 int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds,
                          size_t n_pass) {
         posix_spawn_file_actions_t actions;
-        int high[ISOLATOR_PASS_FDS_MAX], status, r;
+        int high[ISOLATOR_PASS_FDS_MAX], r;
         size_t n_high = 0;
         pid_t pid;
 
         if (n_pass > ISOLATOR_PASS_FDS_MAX)
                 return -E2BIG;
-        /* Above every target number first, so no dup2 below overwrites a later source. */
-        for (; n_high < n_pass; n_high++) {
-                high[n_high] = fcntl(pass_fds[n_high], F_DUPFD_CLOEXEC, 3 + (int) n_pass);
-                if (high[n_high] < 0) {
-                        r = -errno;
-                        goto out;
-                }
-        }
+        r = pass_fds_move_high(pass_fds, n_pass, high, &n_high);
+        if (r < 0)
+                goto out;
         r = posix_spawn_file_actions_init(&actions);
-        if (r != 0)
-                return -r;
+        if (r != 0) {
+                r = -r;
+                goto out;
+        }
         r = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
         for (int fd = 1; fd < 3 && r == 0; fd++)
                 r = out_fd >= 0 ? posix_spawn_file_actions_adddup2(&actions, out_fd, fd)
@@ -46,19 +70,116 @@ int isolator_command_run(const char *path, char *const argv[], int out_fd, const
         if (r == 0)
                 r = posix_spawn(&pid, path, &actions, NULL, argv, environ);
         posix_spawn_file_actions_destroy(&actions);
-        if (r != 0) {
-                r = -r;
+        r = r != 0 ? -r : child_wait(pid);
+out:
+        pass_fds_close(high, n_high);
+        return r;
+}
+
+/* What the held child needs, all prepared before the fork. */
+typedef struct HeldChild {
+        const char *path;
+        char *const *argv;
+        int null_fd, out_fd;     /* out_fd < 0: null_fd */
+        int release_r, release_w; /* one byte on release_r lets it exec; EOF ends it */
+        const int *high;
+        size_t n_high;
+} HeldChild;
+
+/* After the fork of a multi-threaded forged: system calls only (no locks, no allocation,
+ * no libc state), as in ns-child.c. Signals arrive blocked (the parent blocked them for
+ * the fork); handlers go back to default before anything can unblock them. */
+_Noreturn static void held_child_run(const HeldChild *c) {
+        struct {
+                void *handler;
+                unsigned long flags;
+                void *restorer;
+                uint64_t mask;
+        } dfl = {.handler = SIG_DFL};
+        uint64_t none = 0;
+        int out = c->out_fd >= 0 ? c->out_fd : c->null_fd;
+        char go;
+
+        for (int sig = 1; sig < 65; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+        /* Our copy of the write end would keep us waiting for ever should forged die. */
+        (void) syscall(SYS_close, c->release_w);
+        if (syscall(SYS_read, c->release_r, &go, 1) != 1)
+                syscall(SYS_exit_group, 127);
+        if (syscall(SYS_dup3, c->null_fd, 0, 0) < 0 || syscall(SYS_dup3, out, 1, 0) < 0 ||
+            syscall(SYS_dup3, out, 2, 0) < 0)
+                syscall(SYS_exit_group, 127);
+        for (size_t i = 0; i < c->n_high; i++)
+                if (syscall(SYS_dup3, c->high[i], 3 + (int) i, 0) < 0)
+                        syscall(SYS_exit_group, 127);
+        (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+        syscall(SYS_execve, c->path, c->argv, environ);
+        syscall(SYS_exit_group, 127);
+        __builtin_unreachable();
+}
+
+/* Forks the held child with every signal blocked, so none of forged's handlers runs in it. */
+static pid_t held_child_fork(const HeldChild *c) {
+        sigset_t all, old;
+        pid_t pid;
+
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        /* Fork semantics (no new stack): the child continues here on a copy of ours. */
+        pid = (pid_t) syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+        if (pid == 0)
+                held_child_run(c);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return pid;
+}
+
+/* Lets the child exec, or (r < 0) kills it; then reaps it. */
+static int held_child_finish(pid_t pid, int release_w, int r) {
+        if (r >= 0 && write(release_w, "x", 1) != 1)
+                r = -errno;
+        if (r < 0) {
+                kill(pid, SIGKILL);
+                (void) child_wait(pid);
+                return r;
+        }
+        return child_wait(pid);
+}
+
+int isolator_command_run_held(const char *path, char *const argv[], int out_fd, const int *pass_fds,
+                              size_t n_pass, int (*on_held)(pid_t pid, void *userdata), void *userdata) {
+        int high[ISOLATOR_PASS_FDS_MAX], release[2] = {-1, -1}, r;
+        _cleanup_close_ int null_fd = -1;
+        size_t n_high = 0;
+        pid_t pid;
+
+        if (n_pass > ISOLATOR_PASS_FDS_MAX)
+                return -E2BIG;
+        r = pass_fds_move_high(pass_fds, n_pass, high, &n_high);
+        if (r >= 0 && pipe2(release, O_CLOEXEC) < 0)
+                r = -errno;
+        if (r >= 0 && (null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+                r = -errno;
+        if (r < 0)
+                goto out;
+        pid = held_child_fork(&(HeldChild){.path = path,
+                                           .argv = argv,
+                                           .null_fd = null_fd,
+                                           .out_fd = out_fd,
+                                           .release_r = release[0],
+                                           .release_w = release[1],
+                                           .high = high,
+                                           .n_high = n_high});
+        if (pid < 0) {
+                r = -errno;
                 goto out;
         }
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR) {
-                        r = -errno;
-                        goto out;
-                }
-        r = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+        closep(&release[0]);
+        r = held_child_finish(pid, release[1], on_held(pid, userdata));
 out:
-        for (size_t i = 0; i < n_high; i++)
-                close(high[i]);
+        closep(&release[0]);
+        closep(&release[1]);
+        pass_fds_close(high, n_high);
         return r;
 }
 

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "daemon/isolator/isolator.h"
 
@@ -15,6 +16,14 @@
 #define ISOLATOR_PASS_FDS_MAX 8
 int isolator_command_run(const char *path, char *const argv[], int out_fd, const int *pass_fds,
                          size_t n_pass);
+/* The same, with the program held before its exec while on_held(pid, userdata) runs in
+ * forged; the program runs only if that returns >= 0 (else the child is killed and its
+ * error returned). What is done to the child there, such as moving it into cgroups,
+ * holds for the program from its first instruction, every thread and every fork of it.
+ * The child is forked (not vforked: it must wait) and makes only system calls until
+ * the exec. */
+int isolator_command_run_held(const char *path, char *const argv[], int out_fd, const int *pass_fds,
+                              size_t n_pass, int (*on_held)(pid_t pid, void *userdata), void *userdata);
 
 /* A connected, non-blocking, CLOEXEC stream to the unix socket dir/name. */
 int isolator_unix_connect(const char *dir, const char *name, int *ret_fd);
