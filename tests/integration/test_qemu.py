@@ -9,6 +9,7 @@ dir links to them."""
 import hashlib
 import http.client
 import json
+import math
 import os
 import platform
 import re
@@ -20,9 +21,16 @@ import time
 import pytest
 
 from forge_client import PS_SNIPPET, check_error, check_result, host_pids_matching, wait_until
+from test_faults import cgroup_group, procs_in_uid_range, sandbox_cgroups, uid_slot
 
 VM_CACHE = os.environ.get("FORGE_VM_CACHE", "/var/tmp/forge-test-vm")
 BOOT_TIMEOUT = 240
+MiB = 1024 * 1024
+# src/daemon/isolator/qemu/qemu-internal.h: a VM's host cgroup (docs/isolator-qemu.md, "Limits")
+QEMU_TCG_TB_SIZE_MB = 256
+QEMU_MEMORY_BASE_MB = 192
+QEMU_MEMORY_PER_GUEST_DIV = 16
+QEMU_PIDS_BASE = 128
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +76,50 @@ def qmp(state_dir, sid, command):
     return answers[-1]
 
 
+def qemu_pid(sid):
+    pids = host_pids_matching("forge-%s" % sid)
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def cgroup_lines(pid):
+    """/proc/PID/cgroup as {hierarchy line's controllers: path}."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        return dict(line.rstrip("\n").split(":", 2)[1:] for line in f)
+
+
+def is_in_vm_cgroup(pid, state_dir, sid):
+    """In <forged's cgroup>/<group>/<sid> in every hierarchy forged uses (v1 memory,
+    cpu, pids and v2 here; v2 alone elsewhere)."""
+    suffix = "/%s/%s" % (cgroup_group(state_dir), sid)
+    used = [path for controllers, path in cgroup_lines(pid).items()
+            if controllers in ("", "memory", "cpu", "cpuacct", "cpu,cpuacct", "pids", "freezer")]
+    return bool(used) and all(path.endswith(suffix) for path in used)
+
+
+def vm_cgroup_knob(state_dir, sid, *names):
+    """The first of names found in the sandbox's cgroup dirs: (name, stripped text)."""
+    for name in names:
+        for d in sandbox_cgroups(state_dir).get(sid, []):
+            try:
+                with open(os.path.join(d, name)) as f:
+                    return name, f.read().strip()
+            except OSError:
+                pass
+    return None, None
+
+
+def host_oom_kills(state_dir, sid):
+    name, text = vm_cgroup_knob(state_dir, sid, "memory.events", "memory.oom_control")
+    return int(dict(line.split() for line in text.splitlines())["oom_kill"])
+
+
+def expected_memory_limit_mb(memory_mb):
+    kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
+    return memory_mb + QEMU_MEMORY_BASE_MB + memory_mb // QEMU_MEMORY_PER_GUEST_DIV + \
+        (0 if kvm else QEMU_TCG_TB_SIZE_MB)
+
+
 def guest_kernel_version(guest_parts):
     return os.listdir(os.path.join(guest_parts, "kernel", "lib", "modules"))[0]
 
@@ -96,6 +148,48 @@ def test_qemu_runs_unprivileged_under_seccomp(vm):
     uids = status["Uid"].split()
     assert len(set(uids)) == 1 and int(uids[0]) >= 100000, status["Uid"]
     assert status["Seccomp"].strip() == "2", status["Seccomp"]
+
+
+def test_qemu_is_in_the_sandbox_cgroup_with_limits(vm, vm_forged):
+    """QEMU and every thread of it are in <forged's cgroup>/<group>/<id> in every
+    hierarchy, limited to limits.cpus, guest memory plus QEMU's overhead, and a fixed
+    number of tasks."""
+    pid = qemu_pid(vm.id)
+    lines = cgroup_lines(pid)
+    assert is_in_vm_cgroup(pid, vm_forged.state_dir, vm.id), lines
+    for tid in os.listdir("/proc/%d/task" % pid):
+        assert cgroup_lines(int(tid)) == lines, tid
+    dirs = sandbox_cgroups(vm_forged.state_dir)[vm.id]
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            assert [int(p) for p in f.read().split()] == [pid], d
+    info = vm.get()
+    vcpus = math.ceil(info["limits"]["cpus"])
+    limit = expected_memory_limit_mb(384) * MiB
+    name, value = vm_cgroup_knob(vm_forged.state_dir, vm.id, "memory.max", "memory.limit_in_bytes")
+    assert int(value) == limit, (name, value, limit)
+    name, value = vm_cgroup_knob(vm_forged.state_dir, vm.id, "memory.memsw.limit_in_bytes",
+                                 "memory.swap.max")
+    assert value is None or int(value) in (limit, 0), (name, value)  # swap off
+    name, value = vm_cgroup_knob(vm_forged.state_dir, vm.id, "cpu.max", "cpu.cfs_quota_us")
+    assert value.split()[0] == str(int(info["limits"]["cpus"] * 100000)), (name, value)
+    assert vm_cgroup_knob(vm_forged.state_dir, vm.id, "pids.max")[1] == str(QEMU_PIDS_BASE + vcpus)
+    # GET's usage is the cgroup's: QEMU's tasks, its memory, its CPU time
+    usage = info["usage"]
+    assert 1 + vcpus <= usage["pids"] <= QEMU_PIDS_BASE + vcpus, usage
+    assert 32 * MiB < usage["memory_bytes"] <= limit, usage
+    assert usage["cpu_usec"] > 500000, usage  # a TCG boot alone takes seconds of CPU
+    assert usage["disk_bytes"] > 0, usage
+
+
+def test_vm_is_not_a_stray_of_another_forged(vm, vm_forged, forged_fn):
+    """The leak probes of the tests (test_faults.py) tell a VM of another forged from a
+    leftover by its cgroup: QEMU runs in the sandbox's uid range, but in its own
+    forged's group."""
+    pid = qemu_pid(vm.id)
+    slot = uid_slot(vm_forged.state_dir, vm.id)
+    assert pid in procs_in_uid_range(vm_forged.state_dir, slot)
+    assert pid not in procs_in_uid_range(forged_fn.state_dir, slot)
 
 
 def test_execute_python_and_node(vm):
@@ -165,6 +259,29 @@ def test_suspend_pauses_the_vm_and_resume_continues(vm, vm_forged):
     assert r.status == 200 and r.json()["status"] == "running", r.describe()
     assert qmp(vm_forged.state_dir, vm.id, "query-status")["return"]["status"] == "running"
     assert vm.sh("echo alive") == "alive\n"
+
+
+def test_guest_memory_work_does_not_kill_qemu(vm, vm_forged):
+    """A guest that uses all of its memory (and asks for more: its own OOM killer or a
+    MemoryError ends that) and churns its disk's page cache on the host stays within
+    QEMU's cgroup limit: the host never OOM-kills the VM."""
+    pid = qemu_pid(vm.id)
+    hog = ("chunks = []\n"
+           "while len(chunks) < 64:\n"
+           "    chunks.append(b'x' * (16 << 20))\n")  # 1 GiB, far above the guest's 384 MiB
+    res = vm.execute(hog, "python", timeout=300)
+    assert res["exitCode"] != 0, res
+    res = check_result(vm.shell("dd if=/dev/zero of=/root/churn bs=1M count=256 conv=fsync 2>/dev/null && "
+                                "echo 3 > /proc/sys/vm/drop_caches && cat /root/churn > /dev/null && "
+                                "rm /root/churn && echo done", timeout=300))
+    assert res["stdout"] == "done\n", res
+    assert qemu_pid(vm.id) == pid
+    assert host_oom_kills(vm_forged.state_dir, vm.id) == 0
+    assert vm.sh("echo alive") == "alive\n"
+    # the whole guest RAM was in use at some point, and charged to the VM's cgroup
+    usage = vm.get()["usage"]
+    assert usage["memory_peak_bytes"] > 384 * MiB, usage
+    assert usage["memory_peak_bytes"] <= expected_memory_limit_mb(384) * MiB, usage
 
 
 def test_no_network_but_lo(vm):
@@ -318,15 +435,17 @@ def test_forged_restart_reattaches(vm, vm_forged):
     vm.sh("echo kept > /root/kept.txt")
     pids = host_pids_matching("forge-%s" % vm.id)
     assert len(pids) == 1, pids
+    cgroups = cgroup_lines(pids[0])
     vm_forged.kill9()
     vm_forged.restart()
     assert host_pids_matching("forge-%s" % vm.id) == pids
+    assert cgroup_lines(pids[0]) == cgroups  # reconcile left its cgroups alone
     assert vm.get()["status"] == "running"
     assert vm.sh("cat /root/kept.txt") == "kept\n"
     assert "sleep 3600" in vm.sh(PS_SNIPPET)
 
 
-def test_killed_vm_boots_again_with_its_files(vm):
+def test_killed_vm_boots_again_with_its_files(vm, vm_forged):
     vm.sh("echo survived > /root/survivor.txt && sync")
     old = host_pids_matching("forge-%s" % vm.id)
     assert len(old) == 1, old
@@ -340,16 +459,19 @@ def test_killed_vm_boots_again_with_its_files(vm):
     new = host_pids_matching("forge-%s" % vm.id)
     assert len(new) == 1 and new != old, (old, new)
     assert vm.get()["status"] == "running"
+    assert is_in_vm_cgroup(new[0], vm_forged.state_dir, vm.id)  # the new QEMU is in it again
 
 
 def test_destroy_leaves_nothing(vm, vm_forged):
     sid = vm.id
     sb_dir = os.path.join(vm_forged.state_dir, "sandboxes", sid)
     assert host_pids_matching("forge-%s" % sid)
+    assert sid in sandbox_cgroups(vm_forged.state_dir)
     r = vm.delete()
     assert r.status == 204, r.describe()
     assert wait_until(lambda: not host_pids_matching("forge-%s" % sid), timeout=10)
     assert not os.path.exists(sb_dir)
+    assert sid not in sandbox_cgroups(vm_forged.state_dir)
     check_error(vm.req("GET", ""), 404, "sandbox_not_found")
 
 

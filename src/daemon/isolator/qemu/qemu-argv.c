@@ -123,7 +123,10 @@ int qemu_argv_build(const QemuArgs *args, char ***ret) {
         argv_add(&a, "-M");
         argv_add(&a, "microvm,x-option-roms=off");
         argv_add(&a, "-accel");
-        argv_add(&a, "%s", args->kvm ? "kvm" : "tcg");
+        if (args->kvm)
+                argv_add(&a, "kvm");
+        else
+                argv_add(&a, "tcg,tb-size=%d", QEMU_TCG_TB_SIZE_MB);
         argv_add(&a, "-cpu");
         argv_add(&a, "%s", args->kvm ? "host" : "max");
         argv_add(&a, "-smp");

@@ -43,6 +43,34 @@ typedef struct QemuArgs {
         uid_t uid;       /* QEMU drops to uid:uid once its devices are open; 0 = stays */
 } QemuArgs;
 
+/* qemu-cgroup.c: the VM's host cgroup (docs/isolator-qemu.md, "Limits"). QEMU's own
+ * memory beside the guest's, measured under TCG on this machine: see the doc. */
+/* TCG's translation cache (-accel tcg,tb-size=): QEMU 7.2 would take min(1 GiB, host
+ * RAM / 8), which a busy guest fills over time; a fixed size bounds it. */
+#define QEMU_TCG_TB_SIZE_MB 256
+/* QEMU's heap, libraries, thread stacks, device and block-layer buffers, kernel memory
+ * charged for it; measured TODO MiB, given TODO. */
+#define QEMU_MEMORY_BASE_MB 192
+/* What grows with the guest's size: its page tables in the host (KVM), dirty bitmaps
+ * (snapshots), and room for the guest's RAM the kernel accounts a little above -m. */
+#define QEMU_MEMORY_PER_GUEST_DIV 16
+/* Tasks QEMU may have on the host: main loop, RCU, its thread pool (64 at most per
+ * AioContext in QEMU 7.2, we have one), migration, the parent of -daemonize for a moment,
+ * and one per vCPU on top. A thread QEMU cannot create aborts it, so this is generous. */
+#define QEMU_PIDS_BASE 128
+/* guest_mb (-m) plus QEMU's own overhead under KVM or TCG, in MiB. */
+int64_t qemu_memory_limit_mb(int64_t guest_mb, bool kvm);
+/* The cgroup limits of a VM started with args: cpus_milli (limits.cpus) as for ns, memory
+ * from qemu_memory_limit_mb(), pids QEMU_PIDS_BASE + vCPUs. */
+void qemu_cgroup_limits(const QemuArgs *args, int64_t cpus_milli, SandboxLimits *ret);
+/* Creates the VM's cgroups with those limits (idempotent) and empties them. */
+int qemu_cgroup_prepare(const QemuArgs *args, int64_t cpus_milli);
+/* isolator_command_run_held()'s on_held: moves the held QEMU (pid) into the cgroups of
+ * the sandbox whose id userdata is. */
+int qemu_cgroup_enter(pid_t pid, void *userdata);
+/* Kills whatever is left in the VM's cgroups and removes them; missing ones are fine. */
+int qemu_cgroup_destroy(const char *id);
+
 /* qemu-argv.c: a NULL-terminated argv (argv[0] is the program name), freed with
  * proto_strv_free(). */
 int qemu_argv_build(const QemuArgs *args, char ***ret);

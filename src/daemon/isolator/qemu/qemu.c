@@ -1,7 +1,8 @@
 /* The qemu isolator: each sandbox a QEMU microVM whose init is forge-agent (DESIGN.md
  * section 5, docs/isolator-qemu.md). KVM where /dev/kvm opens, TCG otherwise. This
  * file is the ops table and its orchestrators; the command line is qemu-argv.c, disks
- * qemu-disk.c, control qemu-qmp.c, finding the QEMU process qemu-pid.c. */
+ * qemu-disk.c, control qemu-qmp.c, finding the QEMU process qemu-pid.c, its host cgroup
+ * qemu-cgroup.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include "basic/log.h"
 #include "basic/macros.h"
 #include "basic/time-util.h"
+#include "daemon/isolator/cgroup.h"
 #include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/qemu/qemu-internal.h"
 #include "proto/decode.h"
@@ -121,6 +123,8 @@ enum {
 };
 
 static int plan_check(const SandboxPlan *plan, ForgeError *err) {
+        if (!cgroup_id_is_valid(plan->id))
+                return forge_error_set(err, EINVAL, "invalid_sandbox", "invalid sandbox id '%s'", plan->id);
         if (!plan->dir || plan->dir[0] != '/')
                 return forge_error_set(err, EINVAL, "invalid_sandbox", "sandbox dir must be absolute");
         return 0;
@@ -249,7 +253,12 @@ static int launch_fds_open(const SandboxPlan *plan, bool restore, LaunchFds *f) 
         return r;
 }
 
-/* QEMU daemonizes once its devices are up; its parent's exit status says whether. */
+/* QEMU daemonizes once its devices are up; its parent's exit status says whether. It
+ * starts in the sandbox's cgroups: the child that execs it is held until forged moved it
+ * there, so QEMU, its daemonized fork and every thread of theirs never run outside and
+ * every page they touch is charged there. (Moving the daemonized QEMU in afterwards
+ * would leave what it allocated while the guest booted charged to forged, and could
+ * miss a fork racing the move.) */
 static int qemu_launch(const SandboxPlan *plan, QemuArgs *args, ForgeError *err) {
         const char *qemu = qemu_binary();
         _cleanup_close_ int log_fd = -1;
@@ -271,7 +280,8 @@ static int qemu_launch(const SandboxPlan *plan, QemuArgs *args, ForgeError *err)
         if (r >= 0)
                 r = qemu_argv_build(args, &argv);
         if (r >= 0)
-                r = isolator_command_run(qemu, argv, log_fd, fds.fd, fds.n);
+                r = isolator_command_run_held(qemu, argv, log_fd, fds.fd, fds.n, qemu_cgroup_enter,
+                                              (void *) plan->id);
         proto_strv_free(argv);
         launch_fds_close(&fds);
         if (r < 0)
@@ -416,6 +426,8 @@ static int qemu_start(const SandboxPlan *plan, ForgeError *err) {
                 args.incoming_fd = FD_INCOMING;
                 r = qemu_snapshot_check(plan, &args, qemu_binary(), err);
         }
+        if (r >= 0 && (r = qemu_cgroup_prepare(&args, plan->limits.cpus_milli)) < 0)
+                forge_error_set(err, r, "isolator_failed", "cannot make the VM's cgroups: %s", strerror(-r));
         if (r >= 0)
                 r = qemu_launch(plan, &args, err);
         launched = loaded = time_mono_ms();
@@ -448,26 +460,18 @@ static int qemu_is_alive(const SandboxPlan *plan) {
         return qemu_pid(plan->dir) > 0;
 }
 
-/* The VM as the host sees it: QEMU's CPU time and resident memory, the disk's blocks. */
+/* The VM as the host sees it: its cgroup's CPU time, memory (guest RAM as far as the
+ * guest touched it, QEMU's own, the page cache of its disks) and tasks (QEMU's threads),
+ * and the writable disk's allocated blocks. */
 static int qemu_stats(const SandboxPlan *plan, SandboxUsage *ret) {
-        char path[PATH_MAX], buf[256];
-        unsigned long long cpu_ns = 0, pages_total = 0, pages_rss = 0;
-        pid_t pid = qemu_pid(plan->dir);
+        char path[PATH_MAX];
         struct stat st;
         int r;
 
-        if (pid <= 0)
-                return pid < 0 ? pid : -ESRCH;
-        *ret = (SandboxUsage){.pids = 1, .disk_bytes = -1};
-        snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long) pid);
-        r = read_full_file(path, buf, sizeof(buf), NULL);
-        if (r >= 0 && sscanf(buf, "%llu", &cpu_ns) == 1)
-                ret->cpu_usec = cpu_ns / 1000;
-        snprintf(path, sizeof(path), "/proc/%ld/statm", (long) pid);
-        r = read_full_file(path, buf, sizeof(buf), NULL);
-        if (r >= 0 && sscanf(buf, "%llu %llu", &pages_total, &pages_rss) == 2)
-                ret->memory_bytes = ret->memory_peak_bytes =
-                        pages_rss * (unsigned long long) sysconf(_SC_PAGESIZE);
+        r = cgroup_get_usage(plan->id, ret);
+        if (r < 0)
+                return r;
+        ret->disk_bytes = -1;
         if (path_join(path, sizeof(path), plan->dir, "disk.img") >= 0 && stat(path, &st) >= 0)
                 ret->disk_bytes = (int64_t) st.st_blocks * 512;
         return 0;
@@ -481,18 +485,23 @@ static int qemu_resume(const SandboxPlan *plan) {
         return qmp_execute(plan->dir, "cont");
 }
 
-/* Kills QEMU and removes its sockets; the writable disk stays (a revive boots it again). */
+/* Kills QEMU and removes its cgroups and sockets; the writable disk stays (a revive boots
+ * it again). The cgroups hold everything QEMU started; the pidfile lock also finds a
+ * QEMU that runs outside them (started by a forged from before VMs had cgroups). */
 static int qemu_destroy(const SandboxPlan *plan) {
         static const char *const leftovers[] = {"agent.sock", "qmp.sock", "qemu.pid"};
         _cleanup_close_ int dirfd = -1;
-        int r;
+        int r, k;
 
         if (!plan->dir)
                 return -EINVAL;
         int kept = greeted_take(plan->id);
         if (kept >= 0)
                 close(kept);
-        r = qemu_kill(plan->dir);
+        r = qemu_cgroup_destroy(plan->id);
+        k = qemu_kill(plan->dir);
+        if (r >= 0)
+                r = k;
         if (r < 0)
                 return r;
         dirfd = open(plan->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -502,8 +511,13 @@ static int qemu_destroy(const SandboxPlan *plan) {
         return r;
 }
 
+/* By cgroup (which also finds what ns's reap would, should ns not be ready here) and by
+ * command line (a QEMU started outside any cgroup, by a forged from before they had). */
 static int qemu_reap(bool (*known)(const char *id, void *userdata), void *userdata) {
-        return qemu_reap_unknown(sandboxes_dir, known, userdata);
+        int r = cgroup_reap_unknown(known, userdata);
+        int p = qemu_reap_unknown(sandboxes_dir, known, userdata);
+
+        return r < 0 ? r : p;
 }
 
 static int qemu_init(const char *state_dir, ForgeError *err) {

@@ -77,7 +77,8 @@ static void test_argv_tcg(void **state) {
 
         assert_int_equal(qemu_argv_build(&a, &argv), 0);
         assert_string_equal(argv[0], "qemu-system-x86_64");
-        assert_string_equal(arg_after(argv, "-accel", 0), "tcg");
+        /* the translation cache bounded, for the cgroup's memory limit */
+        assert_string_equal(arg_after(argv, "-accel", 0), "tcg,tb-size=256");
         assert_string_equal(arg_after(argv, "-M", 0), "microvm,x-option-roms=off");
         assert_string_equal(arg_after(argv, "-smp", 0), "2");
         assert_string_equal(arg_after(argv, "-m", 0), "384M");
@@ -343,8 +344,40 @@ static void test_reap_unknown(void **state) {
         f->child = -1;
 }
 
+/* The host cgroup's memory: the guest's -m plus QEMU's own (docs/isolator-qemu.md,
+ * "Limits"): under TCG the translation cache on top. */
+static void test_memory_limit(void **state) {
+        assert_int_equal(qemu_memory_limit_mb(384, false), 384 + 192 + 24 + 256);
+        assert_int_equal(qemu_memory_limit_mb(384, true), 384 + 192 + 24);
+        assert_int_equal(qemu_memory_limit_mb(512, false), 512 + 192 + 32 + 256);
+        assert_int_equal(qemu_memory_limit_mb(8192, true), 8192 + 192 + 512);
+        /* always room for more than the guest and the cache */
+        for (int64_t mb = 64; mb <= 65536; mb *= 2)
+                assert_true(qemu_memory_limit_mb(mb, false) >= mb + QEMU_TCG_TB_SIZE_MB + QEMU_MEMORY_BASE_MB);
+}
+
+static void test_cgroup_limits(void **state) {
+        QemuArgs a = args_default();
+        SandboxLimits l;
+
+        qemu_cgroup_limits(&a, 1500, &l);
+        assert_int_equal(l.cpus_milli, 1500); /* limits.cpus, not the rounded-up vCPUs */
+        assert_int_equal(l.memory_mb, qemu_memory_limit_mb(384, false));
+        assert_int_equal(l.pids, QEMU_PIDS_BASE + 2);
+        assert_int_equal(l.disk_mb, 0); /* the disk is a file, not a cgroup's */
+        a.kvm = true;
+        a.cpus = 8;
+        a.memory_mb = 2048;
+        qemu_cgroup_limits(&a, 0, &l);
+        assert_int_equal(l.cpus_milli, 0);
+        assert_int_equal(l.memory_mb, qemu_memory_limit_mb(2048, true));
+        assert_int_equal(l.pids, QEMU_PIDS_BASE + 8);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_memory_limit),
+                cmocka_unit_test(test_cgroup_limits),
                 cmocka_unit_test(test_argv_tcg),
                 cmocka_unit_test(test_argv_kvm_and_no_binds),
                 cmocka_unit_test(test_argv_escapes_commas),
