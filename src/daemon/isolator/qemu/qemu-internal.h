@@ -43,20 +43,21 @@ typedef struct QemuArgs {
         uid_t uid;       /* QEMU drops to uid:uid once its devices are open; 0 = stays */
 } QemuArgs;
 
-/* qemu-cgroup.c: the VM's host cgroup (docs/isolator-qemu.md, "Limits"). QEMU's own
- * memory beside the guest's, measured under TCG on this machine: see the doc. */
-/* TCG's translation cache (-accel tcg,tb-size=): QEMU 7.2 would take min(1 GiB, host
- * RAM / 8), which a busy guest fills over time; a fixed size bounds it. */
+/* qemu-cgroup.c: the VM's host cgroup (docs/isolator-qemu.md, "Limits", has the
+ * measurements behind these numbers). */
+/* TCG's translation cache (-accel tcg,tb-size=): QEMU 7.2 would let it grow to
+ * min(1 GiB, host RAM / 8), and it only grows until full; a fixed size bounds it. */
 #define QEMU_TCG_TB_SIZE_MB 256
-/* QEMU's heap, libraries, thread stacks, device and block-layer buffers, kernel memory
- * charged for it; measured TODO MiB, given TODO. */
+/* The rest of QEMU: heap, thread stacks, device and block-layer buffers, TCG's TLBs,
+ * mapped libraries, kernel memory charged for it. Measured 80-90 MiB here; about twice
+ * that, for what was not measured (more disks, more I/O threads' malloc arenas). */
 #define QEMU_MEMORY_BASE_MB 192
-/* What grows with the guest's size: its page tables in the host (KVM), dirty bitmaps
- * (snapshots), and room for the guest's RAM the kernel accounts a little above -m. */
+/* What grows with the guest's size (TCG's TLBs, KVM's page tables, dirty bitmaps of a
+ * snapshot): 1/16 of it, about four times what grew here from 384 to 1024 MiB. */
 #define QEMU_MEMORY_PER_GUEST_DIV 16
 /* Tasks QEMU may have on the host: main loop, RCU, its thread pool (64 at most per
- * AioContext in QEMU 7.2, we have one), migration, the parent of -daemonize for a moment,
- * and one per vCPU on top. A thread QEMU cannot create aborts it, so this is generous. */
+ * AioContext in QEMU 7.2, we have one), migration, the parent of -daemonize for a
+ * moment, and one per vCPU on top. A thread QEMU cannot create aborts it: generous. */
 #define QEMU_PIDS_BASE 128
 /* guest_mb (-m) plus QEMU's own overhead under KVM or TCG, in MiB. */
 int64_t qemu_memory_limit_mb(int64_t guest_mb, bool kvm);
