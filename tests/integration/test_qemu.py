@@ -21,7 +21,7 @@ import time
 import pytest
 
 from forge_client import PS_SNIPPET, check_error, check_result, host_pids_matching, wait_until
-from test_faults import cgroup_group, procs_in_uid_range, sandbox_cgroups, uid_slot
+from test_faults import cgroup_group, group_dirs, procs_in_uid_range, sandbox_cgroups, uid_slot
 
 VM_CACHE = os.environ.get("FORGE_VM_CACHE", "/var/tmp/forge-test-vm")
 BOOT_TIMEOUT = 240
@@ -431,15 +431,30 @@ def test_fork_of_a_vm_is_independent(vm, vm_forged):
     vm.req("DELETE", "/processes/%d" % pid)
 
 
+def stray_in_cgroups(state_dir, sid):
+    """A process in cgroups <group>/<sid> of every hierarchy, as a VM whose record is lost
+    would be (QEMU itself would need a boot; the reap goes by cgroup, not by program)."""
+    proc = subprocess.Popen(["sleep", "600"])
+    for g in group_dirs(state_dir):
+        os.mkdir(os.path.join(g, sid))
+        with open(os.path.join(g, sid, "cgroup.procs"), "w") as f:
+            f.write(str(proc.pid))
+    return proc
+
+
 def test_forged_restart_reattaches(vm, vm_forged):
     vm.sh("echo kept > /root/kept.txt")
     pids = host_pids_matching("forge-%s" % vm.id)
     assert len(pids) == 1, pids
     cgroups = cgroup_lines(pids[0])
+    stray = stray_in_cgroups(vm_forged.state_dir, "lostvm0000")
     vm_forged.kill9()
     vm_forged.restart()
     assert host_pids_matching("forge-%s" % vm.id) == pids
     assert cgroup_lines(pids[0]) == cgroups  # reconcile left its cgroups alone
+    # ...and reaped the cgroups of an id it has no record of, with what was in them
+    assert stray.wait(timeout=10) == -signal.SIGKILL
+    assert "lostvm0000" not in sandbox_cgroups(vm_forged.state_dir)
     assert vm.get()["status"] == "running"
     assert vm.sh("cat /root/kept.txt") == "kept\n"
     assert "sleep 3600" in vm.sh(PS_SNIPPET)
