@@ -80,7 +80,7 @@ out:
 typedef struct HeldChild {
         const char *path;
         char *const *argv;
-        int null_fd, out_fd;     /* out_fd < 0: null_fd */
+        int null_fd, out_fd;      /* out_fd < 0: null_fd */
         int release_r, release_w; /* one byte on release_r lets it exec; EOF ends it */
         const int *high;
         size_t n_high;

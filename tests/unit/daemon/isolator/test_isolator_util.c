@@ -101,7 +101,7 @@ static void test_held_refused(void **state) {
         assert_int_equal(isolator_command_run_held("/bin/sh", argv, out, NULL, 0, on_held, f), -EPERM);
         close(out);
         assert_true(f->held > 0);
-        assert_int_equal(access(f->marker, F_OK), -1); /* never ran */
+        assert_int_equal(access(f->marker, F_OK), -1);         /* never ran */
         assert_int_equal(waitpid(f->held, NULL, WNOHANG), -1); /* reaped */
         assert_int_equal(errno, ECHILD);
 }

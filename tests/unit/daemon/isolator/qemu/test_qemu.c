@@ -353,7 +353,8 @@ static void test_memory_limit(void **state) {
         assert_int_equal(qemu_memory_limit_mb(8192, true), 8192 + 192 + 512);
         /* always room for more than the guest and the cache */
         for (int64_t mb = 64; mb <= 65536; mb *= 2)
-                assert_true(qemu_memory_limit_mb(mb, false) >= mb + QEMU_TCG_TB_SIZE_MB + QEMU_MEMORY_BASE_MB);
+                assert_true(qemu_memory_limit_mb(mb, false) >=
+                            mb + QEMU_TCG_TB_SIZE_MB + QEMU_MEMORY_BASE_MB);
 }
 
 static void test_cgroup_limits(void **state) {
