@@ -41,12 +41,22 @@ int qemu_cgroup_enter(pid_t pid, void *userdata) {
 }
 
 int qemu_cgroup_destroy(const char *id) {
+        const CgroupLayout *l;
         int r;
 
         /* No cgroup can exist for an id that is not valid for one (reconcile's bare plans
-         * may carry any directory name). */
-        if (!cgroup_id_is_valid(id))
+         * may carry any directory name), nor on a host without cgroups (where no VM could
+         * start, but destroy must still succeed). */
+        if (!cgroup_id_is_valid(id) || cgroup_layout_get(&l) < 0)
                 return 0;
         r = cgroup_kill_all(id);
         return r < 0 ? r : cgroup_remove(id);
+}
+
+int qemu_cgroup_reap_unknown(bool (*known)(const char *id, void *userdata), void *userdata) {
+        const CgroupLayout *l;
+
+        if (cgroup_layout_get(&l) < 0)
+                return 0;
+        return cgroup_reap_unknown(known, userdata);
 }

@@ -69,8 +69,11 @@ int qemu_cgroup_prepare(const QemuArgs *args, int64_t cpus_milli);
 /* isolator_command_run_held()'s on_held: moves the held QEMU (pid) into the cgroups of
  * the sandbox whose id userdata is. */
 int qemu_cgroup_enter(pid_t pid, void *userdata);
-/* Kills whatever is left in the VM's cgroups and removes them; missing ones are fine. */
+/* Kills whatever is left in the VM's cgroups and removes them; missing ones (or no
+ * cgroups on this host) are fine. */
 int qemu_cgroup_destroy(const char *id);
+/* cgroup_reap_unknown(), where this host has cgroups at all. */
+int qemu_cgroup_reap_unknown(bool (*known)(const char *id, void *userdata), void *userdata);
 
 /* qemu-argv.c: a NULL-terminated argv (argv[0] is the program name), freed with
  * proto_strv_free(). */

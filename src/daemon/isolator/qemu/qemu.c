@@ -514,7 +514,7 @@ static int qemu_destroy(const SandboxPlan *plan) {
 /* By cgroup (which also finds what ns's reap would, should ns not be ready here) and by
  * command line (a QEMU started outside any cgroup, by a forged from before they had). */
 static int qemu_reap(bool (*known)(const char *id, void *userdata), void *userdata) {
-        int r = cgroup_reap_unknown(known, userdata);
+        int r = qemu_cgroup_reap_unknown(known, userdata);
         int p = qemu_reap_unknown(sandboxes_dir, known, userdata);
 
         return r < 0 ? r : p;
