@@ -26,8 +26,8 @@ TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|[+-]\d{2}:\
 
 RESULT_KEYS = ("success", "stdout", "stderr", "exitCode", "exit_code", "executionTime",
                "execution_time_ms", "timedOut", "truncated", "oomKilled", "signal")
-SANDBOX_KEYS = ("id", "status", "image", "isolator", "name", "metadata", "env", "cwd",
-                "limits", "created_at", "updated_at")
+SANDBOX_KEYS = ("id", "status", "hibernated", "image", "isolator", "name", "metadata", "env", "cwd",
+                "limits", "created_at", "updated_at", "idle_timeout_s", "hibernate_after_s")
 LIMIT_KEYS = ("cpus", "memory_mb", "pids", "timeout_ms")
 
 
@@ -201,6 +201,7 @@ def check_sandbox(obj):
         assert k in obj, "sandbox object lacks %r: %r" % (k, obj)
     assert ID_RE.match(obj["id"]), obj["id"]
     assert obj["status"] in ("creating", "running", "suspended", "failed"), obj
+    assert obj["hibernated"] in (False, obj["status"] == "suspended"), obj  # only a suspended one
     if obj["status"] == "failed":
         assert isinstance(obj.get("reason"), str) and obj["reason"], obj
     assert isinstance(obj["image"], str) and obj["image"]

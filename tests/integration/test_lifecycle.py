@@ -134,6 +134,28 @@ def test_unknown_sandbox_is_404(forged, make_sandbox):
     check_error(r, 404, "sandbox_not_found")
 
 
+def test_hibernate_needs_an_isolator_that_can(forged, make_sandbox, client):
+    """ns keeps no machine to save: a hibernation is refused and changes nothing; bad
+    bodies are refused before anything happens."""
+    sb = make_sandbox()
+    for body, code in (({"hibernate": True}, "not_supported"), ({"hibernate": "yes"}, "invalid_request"),
+                       ({"hibernat": True}, "invalid_request")):
+        doc = check_error(sb.req("POST", "/suspend", body), 400, code)
+        assert "hibernat" in doc["error"], doc
+        assert status(sb) == "running"
+    assert suspend(sb)["hibernated"] is False
+    check_error(sb.req("POST", "/suspend", {"hibernate": True}), 400, "not_supported")
+    assert status(sb) == "suspended"
+    before = sorted(client.list_ids())
+    doc = check_error(client.request("POST", "/v1/sandboxes", {"isolator": "ns", "hibernate_after_s": 5}),
+                      400, "not_supported")
+    assert "hibernate_after_s" in doc["error"], doc
+    check_error(client.request("POST", "/v1/sandboxes", {"hibernate_after_s": -1}), 400, "invalid_request")
+    check_error(sb.req("POST", "/fork", {"hibernate_after_s": 5}), 400, "not_supported")
+    assert sorted(client.list_ids()) == before
+    assert sb.get()["hibernate_after_s"] == 0
+
+
 def test_failed_sandbox_cannot_suspend(forged_fn):
     """A sandbox left `creating` by a dead forged comes back failed: 409 both ways."""
     import json

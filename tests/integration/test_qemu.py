@@ -21,6 +21,7 @@ import time
 import pytest
 
 from forge_client import PS_SNIPPET, check_error, check_result, host_pids_matching, wait_until
+from test_processes import follow
 from test_faults import cgroup_group, group_dirs, procs_in_uid_range, sandbox_cgroups, uid_slot
 
 VM_CACHE = os.environ.get("FORGE_VM_CACHE", "/var/tmp/forge-test-vm")
@@ -429,6 +430,102 @@ def test_fork_of_a_vm_is_independent(vm, vm_forged):
     finally:
         fork.delete()
     vm.req("DELETE", "/processes/%d" % pid)
+
+
+def hibernation_dir(state_dir, sid):
+    return os.path.join(state_dir, "sandboxes", sid, "hibernation")
+
+
+def test_hibernate_frees_the_vm_and_wakes_it_where_it_was(vm, vm_forged):
+    """A hibernated VM is a file: no QEMU runs for it, across a forged restart too; a
+    snapshot can still be taken of it; the next call loads it and its processes go on
+    with their memory (an in-shell counter continues, it does not start over)."""
+    r = vm.req("POST", "/processes", {"command": TICKER})
+    assert r.status == 201, r.describe()
+    pid = r.json()["pid"]
+    assert wait_until(lambda: len(ticks_printed(vm, pid)) >= 3, timeout=30)
+    vm.sh("echo slept > /root/slept.txt")
+    assert len(host_pids_matching("forge-%s" % vm.id)) == 1
+    # a follower would lose its agent connection with the machine: not while one is there
+    follower = follow(vm, pid)
+    check_error(vm.req("POST", "/suspend", {"hibernate": True}), 409, "sandbox_busy")
+    follower.close()
+    # forged sees the follower go on a later turn of its loop
+    assert wait_until(lambda: vm.req("POST", "/suspend", {"hibernate": True}, timeout=BOOT_TIMEOUT).status == 200,
+                      timeout=10)
+
+    info = vm.get()
+    assert info["status"] == "suspended" and info["hibernated"] is True and info["reason"] == "client", info
+    assert host_pids_matching("forge-%s" % vm.id) == []
+    assert os.path.getsize(os.path.join(hibernation_dir(vm_forged.state_dir, vm.id), "memory")) > MiB
+    # its host cgroup stays, and empties (QEMU's tasks leave it when reaped, just after)
+    assert wait_until(lambda: vm.get()["usage"]["pids"] == 0, timeout=10)
+    # hibernating a hibernated VM, or suspending it, changes nothing
+    for body in ({"hibernate": True}, None):
+        r = vm.req("POST", "/suspend", body)
+        assert r.status == 200 and r.json()["hibernated"] is True, r.describe()
+
+    r = vm.req("POST", "/snapshot", {"name": "from-hibernation"})
+    assert r.status == 201, r.describe()
+    snap = r.json()
+    assert snap["memory"] is True, snap
+
+    vm_forged.kill9()
+    vm_forged.restart()
+    info = vm.get()
+    assert info["status"] == "suspended" and info["hibernated"] is True, info
+    assert host_pids_matching("forge-%s" % vm.id) == []
+
+    at_hibernation = max(ticks_printed(vm, pid))  # a processes call: it wakes the VM
+    info = vm.get()
+    assert info["status"] == "running" and info["hibernated"] is False, info
+    assert len(host_pids_matching("forge-%s" % vm.id)) == 1
+    assert not os.path.exists(hibernation_dir(vm_forged.state_dir, vm.id))
+    assert vm.sh("cat /root/slept.txt") == "slept\n"
+    assert wait_until(lambda: max(ticks_printed(vm, pid)) >= at_hibernation + 3, timeout=30)
+    printed = ticks_printed(vm, pid)
+    assert printed == list(range(1, len(printed) + 1)), printed
+    log = vm_forged.log_tail(1 << 20)
+    assert re.search(r"%s.*hibernated \(client\)" % vm.id, log), log[-2000:]
+    assert re.search(r"%s.*resumed from hibernation" % vm.id, log), log[-2000:]
+    vm.req("DELETE", "/processes/%d" % pid)
+
+    # the snapshot taken while it slept restores like any other
+    restored = vm_forged.client.create({"from_snapshot": snap["id"]}, timeout=BOOT_TIMEOUT)
+    try:
+        assert restored.sh("cat /root/slept.txt") == "slept\n"
+        procs = restored.req("GET", "/processes").json()["processes"]
+        assert [p["pid"] for p in procs if p["status"] == "running"] == [pid], procs
+    finally:
+        restored.delete()
+    assert vm_forged.client.request("DELETE", "/v1/snapshots/" + snap["id"]).status == 204
+
+
+def test_idle_fork_hibernates_on_its_own(vm, vm_forged):
+    """hibernate_after_s: a sandbox idle that long hibernates without a call; a machine
+    the host no longer starts the same way wakes as a fresh boot with its files."""
+    vm.sh("echo forked > /root/hib-fork.txt && sync")  # a fresh boot has only what is on disk
+    r = vm.req("POST", "/fork", {"hibernate_after_s": 2}, timeout=BOOT_TIMEOUT)
+    assert r.status == 201, r.describe()
+    fork = vm_forged.client.sandbox(r.json()["id"])
+    try:
+        assert fork.get()["hibernate_after_s"] == 2
+        assert wait_until(lambda: fork.get()["hibernated"], timeout=60)
+        info = fork.get()
+        assert info["status"] == "suspended" and info["reason"] == "idle", info
+        assert host_pids_matching("forge-%s" % fork.id) == []
+        # as after rebuilt guest parts: the saved machine no longer matches
+        machine_path = os.path.join(hibernation_dir(vm_forged.state_dir, fork.id), "machine.json")
+        with open(machine_path) as f:
+            machine = json.load(f)
+        with open(machine_path, "w") as f:
+            json.dump(dict(machine, disks=dict(machine["disks"], image="1:2:3.000000000")), f)
+        assert fork.sh("cat /root/hib-fork.txt", timeout=BOOT_TIMEOUT) == "forked\n"
+        assert fork.get()["hibernated"] is False
+        assert "cannot load its hibernated machine" in vm_forged.log_tail(1 << 20)
+        assert not os.path.exists(hibernation_dir(vm_forged.state_dir, fork.id))
+    finally:
+        fork.delete()
 
 
 def stray_in_cgroups(state_dir, sid):

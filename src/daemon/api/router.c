@@ -20,7 +20,7 @@ static const ApiRoute routes[] = {
         {"POST", "v1/sandboxes", api_sandbox_create, API_BODY_OPTIONAL, false},
         {"GET", "v1/sandboxes/*", api_sandbox_get, API_BODY_NONE, API_SANDBOX_ANY},
         {"DELETE", "v1/sandboxes/*", api_sandbox_delete, API_BODY_NONE, API_SANDBOX_ANY},
-        {"POST", "v1/sandboxes/*/suspend", api_sandbox_suspend, API_BODY_NONE, API_SANDBOX_ANY},
+        {"POST", "v1/sandboxes/*/suspend", api_sandbox_suspend, API_BODY_OPTIONAL, API_SANDBOX_ANY},
         {"POST", "v1/sandboxes/*/resume", api_sandbox_resume, API_BODY_NONE, API_SANDBOX_ANY},
         {"POST", "v1/sandboxes/*/fork", api_sandbox_fork, API_BODY_OPTIONAL, API_SANDBOX_ANY},
         {"POST", "v1/sandboxes/*/snapshot", api_sandbox_snapshot, API_BODY_OPTIONAL, API_SANDBOX_ANY},

@@ -71,13 +71,18 @@ static int parse_isolator(Api *api, json_t *body, const IsolatorOps **ret, Forge
         return 0;
 }
 
-/* idle_timeout_s, ttl_s and on_expire; a year is far past any sensible value. */
+/* idle_timeout_s, hibernate_after_s, ttl_s and on_expire; a year is far past any
+ * sensible value. */
 static int parse_lifecycle(json_t *body, CreateSpec *spec, ForgeError *err) {
         const char *expire = NULL;
         int r;
 
         spec->idle_timeout_s = -1;
+        spec->hibernate_after_s = -1;
         r = json_get_int(body, "idle_timeout_s", 0, 366LL * 24 * 3600, &spec->idle_timeout_s, err);
+        if (r >= 0)
+                r = json_get_int(body, "hibernate_after_s", 0, 366LL * 24 * 3600, &spec->hibernate_after_s,
+                                 err);
         if (r >= 0)
                 r = json_get_int(body, "ttl_s", 0, 366LL * 24 * 3600, &spec->ttl_s, err);
         if (r >= 0)
@@ -145,9 +150,21 @@ static void on_created(Sandbox *sb, const ForgeError *err, void *userdata) {
 }
 
 void api_sandbox_create(ApiCall *call) {
-        static const char *const fields[] = {"image",    "runtime", "isolator",       "limits", "env",
-                                             "cwd",      "name",    "metadata",       "network", "idle_timeout_s",
-                                             "ttl_s",    "on_expire", "from_snapshot", NULL};
+        static const char *const fields[] = {"image",
+                                             "runtime",
+                                             "isolator",
+                                             "limits",
+                                             "env",
+                                             "cwd",
+                                             "name",
+                                             "metadata",
+                                             "network",
+                                             "idle_timeout_s",
+                                             "hibernate_after_s",
+                                             "ttl_s",
+                                             "on_expire",
+                                             "from_snapshot",
+                                             NULL};
         ForgeError err = {0};
         CreateSpec spec;
 
@@ -159,7 +176,8 @@ void api_sandbox_create(ApiCall *call) {
 /* The fork takes its source's image, isolator, limits, env and cwd; its own name,
  * metadata (over the source's) and lifecycle. */
 void api_sandbox_fork(ApiCall *call) {
-        static const char *const fields[] = {"name", "metadata", "idle_timeout_s", "ttl_s", "on_expire", NULL};
+        static const char *const fields[] = {
+                "name", "metadata", "idle_timeout_s", "hibernate_after_s", "ttl_s", "on_expire", NULL};
         ForgeError err = {0};
         CreateSpec spec;
 
@@ -219,8 +237,24 @@ static void on_lifecycle_done(Sandbox *sb, const ForgeError *err, void *userdata
         api_respond_json(call, 200, sandbox_to_json(sb));
 }
 
+/* {"hibernate": true} saves a VM's machine to disk as well. Calls in flight on it (a
+ * command, a follower, an attach) would lose their agent connection with the machine:
+ * a hibernation waits until there are none. */
 void api_sandbox_suspend(ApiCall *call) {
-        manager_suspend(call->api->manager, call->sb, "client", on_lifecycle_done, call);
+        static const char *const fields[] = {"hibernate", NULL};
+        ForgeError err = {0};
+        bool hibernate = false;
+
+        if (json_only_fields(call->body, fields, "", &err) < 0 ||
+            json_get_bool(call->body, "hibernate", &hibernate, &err) < 0)
+                return api_respond_error(call, &err);
+        if (hibernate && call->sb->n_active > 0)
+                return api_fail(
+                        call, "sandbox_busy",
+                        "sandbox %s has calls in flight (commands, followers, attaches); hibernate it when "
+                        "they have ended",
+                        call->sb->id);
+        manager_suspend(call->api->manager, call->sb, "client", hibernate, on_lifecycle_done, call);
 }
 
 /* A resume by hand counts as activity, so the idle clock starts over. */

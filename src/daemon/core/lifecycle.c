@@ -4,6 +4,7 @@
 
 #include "basic/log.h"
 #include "basic/time-util.h"
+#include "daemon/agentc.h"
 #include "daemon/core/metrics.h"
 
 struct SandboxWaiter {
@@ -12,22 +13,27 @@ struct SandboxWaiter {
         SandboxWaiter *next;
 };
 
-/* One suspend or resume on the thread pool: the freezer waits for every task to stop. */
+/* One suspend (and hibernate) or resume on the thread pool: the freezer waits for every
+ * task to stop, a hibernation for the machine to be on disk. */
 typedef struct Transition {
         uv_work_t work;
         Manager *manager;
         Sandbox *sb;
         SandboxPlan plan;
         bool suspend;
-        int64_t started_ms; /* monotonic, for the resume latency histogram */
+        bool was_running; /* suspend: it was running (else it only hibernates) */
+        bool hibernate;
+        int64_t started_ms; /* monotonic, for the latency histograms */
         char reason[32];
         int r;
+        int hibernate_r; /* with r >= 0: the hibernation failed, it stays suspended */
+        ForgeError hibernate_err;
         SandboxDone done; /* suspend's caller; resume's are sb->waiters */
         void *userdata;
 } Transition;
 
-static void transition_start(Manager *m, Sandbox *sb, bool suspend, const char *reason, SandboxDone done,
-                             void *userdata);
+static void transition_start(Manager *m, Sandbox *sb, bool suspend, bool hibernate, const char *reason,
+                             SandboxDone done, void *userdata);
 
 static int not_live_error(const Sandbox *sb, ForgeError *err) {
         if (sb->destroying)
@@ -53,7 +59,31 @@ static void work_transition(uv_work_t *w) {
         Transition *t = w->data;
         const IsolatorOps *iso = t->sb->isolator;
 
-        t->r = t->suspend ? iso->suspend(&t->plan) : iso->resume(&t->plan);
+        if (!t->suspend) {
+                t->r = iso->resume(&t->plan);
+                return;
+        }
+        t->r = t->was_running ? iso->suspend(&t->plan) : 0;
+        if (t->r >= 0 && t->hibernate)
+                t->hibernate_r = iso->hibernate(&t->plan, &t->hibernate_err);
+}
+
+/* The machine is a file now: the agent's connection ended with what ran it (processes
+ * are adopted again after the wake-up, docs/processes.md). */
+static void after_hibernate(Transition *t) {
+        Sandbox *sb = t->sb;
+
+        if (t->hibernate_r < 0) {
+                sb->hibernate_failed_ms = time_now_ms();
+                log_sb_error(sb->id, t->hibernate_r, "cannot hibernate: %s", t->hibernate_err.message);
+                return;
+        }
+        sb->hibernated = true;
+        if (sb->agent)
+                agentc_close(sb->agent);
+        metrics_count(METRIC_HIBERNATES);
+        log_sb_info(sb->id, "hibernated (%s) in %lld ms", t->reason,
+                    (long long) (time_mono_ms() - t->started_ms));
 }
 
 static void after_suspend(Transition *t) {
@@ -64,16 +94,20 @@ static void after_suspend(Transition *t) {
                 log_sb_error(sb->id, t->r, "cannot suspend (%s)", t->reason);
                 forge_error_set(&err, t->r, "isolator_failed", "cannot suspend sandbox %s", sb->id);
         } else {
-                sandbox_set_state(sb, SANDBOX_SUSPENDED, t->reason);
+                if (t->was_running) {
+                        sandbox_set_state(sb, SANDBOX_SUSPENDED, t->reason);
+                        metrics_count(METRIC_SUSPENDS);
+                        log_sb_info(sb->id, "suspended (%s)", t->reason);
+                }
+                if (t->hibernate)
+                        after_hibernate(t);
                 manager_save(t->manager, sb);
-                metrics_count(METRIC_SUSPENDS);
-                log_sb_info(sb->id, "suspended (%s)", t->reason);
         }
         if (t->done)
-                t->done(sb, t->r < 0 ? &err : NULL, t->userdata);
+                t->done(sb, t->r < 0 ? &err : t->hibernate_r < 0 ? &t->hibernate_err : NULL, t->userdata);
         /* Calls that came in meanwhile want it running again. */
         if (sb->waiters && !sb->destroying)
-                transition_start(t->manager, sb, false, NULL, NULL, NULL);
+                transition_start(t->manager, sb, false, false, NULL, NULL, NULL);
 }
 
 static void after_resume(Transition *t) {
@@ -89,7 +123,9 @@ static void after_resume(Transition *t) {
         sb->last_active_ms = time_now_ms();
         metrics_count(METRIC_RESUMES);
         metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
-        log_sb_info(sb->id, "resumed");
+        log_sb_info(sb->id, "resumed%s in %lld ms", sb->hibernated ? " from hibernation" : "",
+                    (long long) (time_mono_ms() - t->started_ms));
+        sb->hibernated = false;
         /* The callers' commands start before the record's fsync, not after it. Should
          * forged die in between, the record says suspended and reconcile freezes the
          * sandbox again (the record is the truth). */
@@ -117,8 +153,8 @@ static void after_transition(uv_work_t *w, int status) {
         free(t);
 }
 
-static void transition_start(Manager *m, Sandbox *sb, bool suspend, const char *reason, SandboxDone done,
-                             void *userdata) {
+static void transition_start(Manager *m, Sandbox *sb, bool suspend, bool hibernate, const char *reason,
+                             SandboxDone done, void *userdata) {
         Transition *t = calloc(1, sizeof(*t));
 
         if (!t) {
@@ -133,6 +169,8 @@ static void transition_start(Manager *m, Sandbox *sb, bool suspend, const char *
         *t = (Transition){.manager = m,
                           .sb = sandbox_ref(sb),
                           .suspend = suspend,
+                          .was_running = sb->state == SANDBOX_RUNNING,
+                          .hibernate = hibernate,
                           .started_ms = time_mono_ms(),
                           .done = done,
                           .userdata = userdata};
@@ -146,16 +184,21 @@ static void transition_start(Manager *m, Sandbox *sb, bool suspend, const char *
         }
 }
 
-void manager_suspend(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata) {
+void manager_suspend(Manager *m, Sandbox *sb, const char *reason, bool hibernate, SandboxDone done,
+                     void *userdata) {
         ForgeError err = {0};
 
         if (!sandbox_is_live(sb))
                 not_live_error(sb, &err);
+        else if (hibernate && !sb->isolator->hibernate)
+                forge_error_set(&err, EOPNOTSUPP, "not_supported",
+                                "isolator %s cannot hibernate a sandbox (it keeps no machine to save)",
+                                sb->isolator->name);
         else if (sb->transitioning || sb->waiters)
-                forge_error_set(&err, EBUSY, "sandbox_not_running", "sandbox %s is being suspended or resumed",
-                                sb->id);
-        else if (sb->state == SANDBOX_RUNNING)
-                return transition_start(m, sb, true, reason, done, userdata);
+                forge_error_set(&err, EBUSY, "sandbox_not_running",
+                                "sandbox %s is being suspended or resumed", sb->id);
+        else if (sb->state == SANDBOX_RUNNING || (hibernate && !sb->hibernated))
+                return transition_start(m, sb, true, hibernate, reason, done, userdata);
         if (done)
                 done(sb, err.code[0] ? &err : NULL, userdata);
 }
@@ -181,7 +224,7 @@ void manager_ensure_running(Manager *m, Sandbox *sb, SandboxDone done, void *use
         *tail = w;
         /* A suspend under way starts the resume when it ends (after_suspend). */
         if (!sb->transitioning)
-                transition_start(m, sb, false, NULL, NULL, NULL);
+                transition_start(m, sb, false, false, NULL, NULL, NULL);
 }
 
 void manager_hold_begin(Sandbox *sb) {
@@ -198,7 +241,7 @@ void manager_hold_end(Manager *m, Sandbox *sb) {
         } else if (sb->waiters && sb->state == SANDBOX_RUNNING)
                 waiters_finish(sb, NULL);
         else if (sb->waiters)
-                transition_start(m, sb, false, NULL, NULL, NULL);
+                transition_start(m, sb, false, false, NULL, NULL, NULL);
 }
 
 void sandbox_activity_begin(Sandbox *sb) {
@@ -219,7 +262,16 @@ static bool ttl_is_over(const Sandbox *sb, int64_t now) {
 }
 
 static bool idle_is_over(const Sandbox *sb, int64_t now) {
-        return sb->idle_timeout_s > 0 && sb->n_active == 0 && now >= sb->last_active_ms + sb->idle_timeout_s * 1000;
+        return sb->idle_timeout_s > 0 && sb->n_active == 0 &&
+               now >= sb->last_active_ms + sb->idle_timeout_s * 1000;
+}
+
+/* Idle for hibernate_after_s, running or suspended: it goes to disk. */
+static bool hibernate_is_due(const Sandbox *sb, int64_t now) {
+        int64_t since = MAX(sb->last_active_ms, sb->hibernate_failed_ms);
+
+        return sb->hibernate_after_s > 0 && !sb->hibernated && sb->n_active == 0 &&
+               now >= since + sb->hibernate_after_s * 1000;
 }
 
 static void sweep_one(Manager *m, Sandbox *sb, int64_t now) {
@@ -229,15 +281,15 @@ static void sweep_one(Manager *m, Sandbox *sb, int64_t now) {
                 log_sb_info(sb->id, "ttl of %llds is over; destroying", (long long) sb->ttl_s);
                 return manager_destroy_for(m, sb, "ttl", NULL, NULL);
         }
-        if (sb->state != SANDBOX_RUNNING)
-                return;
         /* Suspended once by its TTL, it may be resumed and then only idles out. */
-        if (ttl_is_over(sb, now) && !sb->ttl_expired) {
+        if (sb->state == SANDBOX_RUNNING && ttl_is_over(sb, now) && !sb->ttl_expired) {
                 sb->ttl_expired = true;
-                return manager_suspend(m, sb, "ttl", NULL, NULL);
+                return manager_suspend(m, sb, "ttl", false, NULL, NULL);
         }
-        if (idle_is_over(sb, now))
-                manager_suspend(m, sb, "idle", NULL, NULL);
+        if (hibernate_is_due(sb, now))
+                return manager_suspend(m, sb, "idle", true, NULL, NULL);
+        if (sb->state == SANDBOX_RUNNING && idle_is_over(sb, now))
+                manager_suspend(m, sb, "idle", false, NULL, NULL);
 }
 
 static void on_sweep(uv_timer_t *timer) {

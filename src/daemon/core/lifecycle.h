@@ -14,8 +14,13 @@
 
 /* done runs (maybe before this returns) once sb is suspended, with err NULL; when sb
  * cannot be suspended (wrong state, a transition under way) err says why. An already
- * suspended sandbox succeeds at once. reason ends up in the sandbox's `reason`. */
-void manager_suspend(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata);
+ * suspended sandbox succeeds at once. reason ends up in the sandbox's `reason`. With
+ * hibernate the suspended sandbox is then hibernated too (a suspended one is only
+ * hibernated): its isolator saves its machine to disk and frees its memory; a resume
+ * loads it. An isolator without hibernate is err not_supported; a failed hibernation
+ * leaves it suspended, and err says why. */
+void manager_suspend(Manager *m, Sandbox *sb, const char *reason, bool hibernate, SandboxDone done,
+                     void *userdata);
 /* done runs (maybe before this returns) once sb is running, resuming it if suspended;
  * err set if it is neither running nor suspended or the resume failed. */
 void manager_ensure_running(Manager *m, Sandbox *sb, SandboxDone done, void *userdata);

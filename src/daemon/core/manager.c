@@ -205,6 +205,19 @@ static int spec_image(Manager *m, const CreateSpec *spec, const char **ret, Forg
         return 0;
 }
 
+/* What the isolator the sandbox gets must be able to do; before anything is made or
+ * taken from the pool. */
+static int spec_check_isolator(Manager *m, const CreateSpec *spec, ForgeError *err) {
+        const IsolatorOps *iso = spec->isolator ? spec->isolator : m->default_isolator;
+
+        if (spec->hibernate_after_s > 0 && !iso->hibernate)
+                return forge_error_set(
+                        err, EOPNOTSUPP, "not_supported",
+                        "'hibernate_after_s' needs an isolator that can hibernate (qemu), not %s",
+                        iso->name);
+        return 0;
+}
+
 static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, const char *image, ForgeError *err) {
         free(sb->image);
         free(sb->cwd);
@@ -219,6 +232,7 @@ static int spec_apply(Manager *m, Sandbox *sb, const CreateSpec *spec, const cha
         if (sb->limits.disk_mb == 0)
                 sb->limits.disk_mb = sandbox_default_limits.disk_mb;
         sb->idle_timeout_s = spec->idle_timeout_s >= 0 ? spec->idle_timeout_s : m->idle_timeout_s;
+        sb->hibernate_after_s = spec->hibernate_after_s > 0 ? spec->hibernate_after_s : 0;
         sb->ttl_s = spec->ttl_s;
         sb->on_expire = spec->on_expire;
         json_object_clear(sb->env);
@@ -482,7 +496,9 @@ int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *u
                         return r;
         }
         limits_fill_defaults(&effective.limits);
-        r = spec_image(m, &effective, &image, err);
+        r = spec_check_isolator(m, &effective, err);
+        if (r >= 0)
+                r = spec_image(m, &effective, &image, err);
         if (r < 0)
                 return r;
         warm = spec->pooled || spec->fork_of || spec->from_snapshot ? NULL : pool_take(m, &effective, image);
@@ -509,6 +525,11 @@ int manager_fork(Manager *m, Sandbox *src, const CreateSpec *spec, SandboxDone d
         fork.image = src->image;
         fork.runtime = NULL;
         fork.isolator = src->isolator;
+        if (fork.hibernate_after_s < 0)
+                fork.hibernate_after_s = src->hibernate_after_s;
+        r = spec_check_isolator(m, &fork, err);
+        if (r < 0)
+                return r;
         fork.limits = src->limits;
         fork.env = src->env;
         fork.cwd = src->cwd;

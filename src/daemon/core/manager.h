@@ -52,12 +52,13 @@ typedef struct CreateSpec {
         const char *runtime; /* NULL = none */
         const IsolatorOps *isolator; /* NULL = default */
         SandboxLimits limits;
-        json_t *env;      /* borrowed; object of strings or NULL */
-        json_t *metadata; /* borrowed; object of strings or NULL */
-        const char *cwd;  /* NULL = image workdir */
-        const char *name; /* may be NULL */
-        int64_t idle_timeout_s; /* -1 = the manager's default; 0 = never */
-        int64_t ttl_s;          /* 0 = none */
+        json_t *env;               /* borrowed; object of strings or NULL */
+        json_t *metadata;          /* borrowed; object of strings or NULL */
+        const char *cwd;           /* NULL = image workdir */
+        const char *name;          /* may be NULL */
+        int64_t idle_timeout_s;    /* -1 = the manager's default; 0 = never */
+        int64_t hibernate_after_s; /* -1 = not given (0, or a fork's source's); 0 = never */
+        int64_t ttl_s;             /* 0 = none */
         SandboxExpire on_expire;
         const char *from_snapshot; /* NULL = an empty filesystem */
         /* Set by the core, not by clients: */
@@ -82,7 +83,8 @@ typedef void (*SandboxDone)(Sandbox *sb, const ForgeError *err, void *userdata);
  * when it is `running` (or failed; then it has been removed again). */
 int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *userdata, ForgeError *err);
 /* A new sandbox with a copy of src's filesystem (its processes are not carried over) and
- * src's settings, where spec (name, metadata, idle_timeout_s, ttl_s, on_expire) does not
+ * src's settings, where spec (name, metadata, idle_timeout_s, hibernate_after_s, ttl_s,
+ * on_expire) does not
  * say otherwise. src's processes stop for the copy and go on after it. */
 int manager_fork(Manager *m, Sandbox *src, const CreateSpec *spec, SandboxDone done, void *userdata,
                  ForgeError *err);

@@ -32,6 +32,8 @@ static const CounterInfo counter_info[_METRIC_COUNTER_MAX] = {
         [METRIC_DESTROYS] = {"forge_sandbox_destroys_total", "Sandboxes destroyed."},
         [METRIC_SUSPENDS] = {"forge_sandbox_suspends_total", "Sandboxes suspended."},
         [METRIC_RESUMES] = {"forge_sandbox_resumes_total", "Sandboxes resumed."},
+        [METRIC_HIBERNATES] = {"forge_sandbox_hibernations_total",
+                               "Sandboxes hibernated (machine saved to disk)."},
         [METRIC_HTTP_REQUESTS] = {"forge_http_requests_total", "HTTP requests routed by the API."},
 };
 

@@ -15,6 +15,7 @@ typedef enum MetricCounter {
         METRIC_DESTROYS,
         METRIC_SUSPENDS,
         METRIC_RESUMES,
+        METRIC_HIBERNATES,
         METRIC_HTTP_REQUESTS,
         _METRIC_COUNTER_MAX,
 } MetricCounter;

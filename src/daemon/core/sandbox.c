@@ -132,13 +132,16 @@ json_t *sandbox_to_json_with_usage(const Sandbox *sb, const SandboxUsage *usage)
         time_format_rfc3339(sb->created_ms, created, sizeof(created));
         time_format_rfc3339(sb->updated_ms, updated, sizeof(updated));
         time_format_rfc3339(sb->last_active_ms, active, sizeof(active));
-        return json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s?, s:O, s:O, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:s, s:o}",
-                         "id", sb->id, "status", sandbox_state_to_string(sb->state), "reason", sb->reason,
-                         "image", sb->image, "isolator", sb->isolator->name, "name", sb->name, "metadata",
-                         sb->metadata, "env", sb->env, "cwd", sb->cwd, "limits", limits_to_json(&sb->limits),
-                         "created_at", created, "updated_at", updated, "last_active_at", active,
-                         "idle_timeout_s", (json_int_t) sb->idle_timeout_s, "ttl_s", (json_int_t) sb->ttl_s,
-                         "on_expire", sandbox_expire_to_string(sb->on_expire), "usage", usage_to_json(usage));
+        return json_pack(
+                "{s:s, s:s, s:s?, s:b, s:s, s:s, s:s?, s:O, s:O, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, "
+                "s:s, s:o}",
+                "id", sb->id, "status", sandbox_state_to_string(sb->state), "reason", sb->reason,
+                "hibernated", sb->hibernated, "image", sb->image, "isolator", sb->isolator->name, "name",
+                sb->name, "metadata", sb->metadata, "env", sb->env, "cwd", sb->cwd, "limits",
+                limits_to_json(&sb->limits), "created_at", created, "updated_at", updated, "last_active_at",
+                active, "idle_timeout_s", (json_int_t) sb->idle_timeout_s, "hibernate_after_s",
+                (json_int_t) sb->hibernate_after_s, "ttl_s", (json_int_t) sb->ttl_s, "on_expire",
+                sandbox_expire_to_string(sb->on_expire), "usage", usage_to_json(usage));
 }
 
 json_t *sandbox_to_json(const Sandbox *sb) {
@@ -171,14 +174,19 @@ json_t *sandbox_to_record(const Sandbox *sb) {
 
 /* Records written before idle and TTL existed lack these fields: all optional. */
 static int lifecycle_from_record(Sandbox *sb, json_t *rec) {
-        json_int_t active = sb->updated_ms, idle = 0, ttl = 0;
+        json_int_t active = sb->updated_ms, idle = 0, hibernate_after = 0, ttl = 0;
         const char *expire = "destroy";
-        int expired = 0, pooled = 0;
+        int expired = 0, pooled = 0, hibernated = 0;
 
-        if (json_unpack(rec, "{s?I, s?I, s?I, s?s, s?b, s?b}", "last_active_ms", &active, "idle_timeout_s", &idle,
-                        "ttl_s", &ttl, "on_expire", &expire, "ttl_expired", &expired, "pooled", &pooled) < 0 ||
-            idle < 0 || ttl < 0 || sandbox_expire_from_string(expire, &sb->on_expire) < 0)
+        if (json_unpack(rec, "{s?I, s?I, s?I, s?b, s?I, s?s, s?b, s?b}", "last_active_ms", &active,
+                        "idle_timeout_s", &idle, "hibernate_after_s", &hibernate_after, "hibernated",
+                        &hibernated, "ttl_s", &ttl, "on_expire", &expire, "ttl_expired", &expired, "pooled",
+                        &pooled) < 0 ||
+            idle < 0 || hibernate_after < 0 || ttl < 0 ||
+            sandbox_expire_from_string(expire, &sb->on_expire) < 0)
                 return -EBADMSG;
+        sb->hibernate_after_s = hibernate_after;
+        sb->hibernated = hibernated;
         sb->last_active_ms = active;
         sb->idle_timeout_s = idle;
         sb->ttl_s = ttl;

@@ -48,6 +48,9 @@ typedef struct Sandbox {
         int64_t created_ms, updated_ms; /* wall clock, ms since the epoch */
         int64_t last_active_ms;         /* last API call that touched it (or its end) */
         int64_t idle_timeout_s;         /* suspend after this long idle; 0 = never */
+        int64_t hibernate_after_s;      /* hibernate after this long idle; 0 = never */
+        bool hibernated;                /* suspended, its machine saved to disk (isolator hibernate) */
+        int64_t hibernate_failed_ms;    /* the sweep's last failed try (not persisted) */
         int64_t ttl_s;                  /* hard lifetime from created_ms; 0 = none */
         SandboxExpire on_expire;
         bool ttl_expired; /* the TTL suspended it once already; it does not again */

@@ -87,6 +87,11 @@ typedef struct IsolatorOps {
          * stopped the sandbox's processes (suspend) and resumes them after. NULL where the
          * isolator cannot. */
         int (*snapshot)(const SandboxPlan *plan, const char *dest, ForgeError *err);
+        /* Saves the suspended sandbox's whole machine (memory, processes) to a file in
+         * its dir and ends what holds it in memory, so that it costs the host disk only;
+         * resume() loads it again and the processes go on. is_alive() stays 1 and
+         * suspend() a no-op meanwhile. NULL where the isolator keeps no machine. */
+        int (*hibernate)(const SandboxPlan *plan, ForgeError *err);
         /* snapshot() saves the running machine (memory, processes), and a sandbox created
          * from it goes on where it stood instead of starting anew. */
         bool snapshots_memory;

@@ -125,7 +125,8 @@ int qemu_kill(const char *dir);
 /* <args->dir>/machine.json: what a VM started with args (by the QEMU at path qemu) is,
  * for a snapshot of it to carry. */
 int qemu_machine_write(const QemuArgs *args, const char *qemu);
-/* Saves the stopped VM of plan into dest: memory (QMP migrate), disk.img, machine.json. */
+/* Saves the stopped VM of plan into dest: memory (QMP migrate, or a hibernated VM's
+ * file), disk.img, machine.json. */
 int qemu_snapshot(const SandboxPlan *plan, const char *dest, ForgeError *err);
 /* 1 if plan->from_dir holds a saved machine, 0 if not (a disk only, or no snapshot). */
 int qemu_snapshot_has_memory(const SandboxPlan *plan);
@@ -135,6 +136,17 @@ int qemu_snapshot_has_memory(const SandboxPlan *plan);
 int qemu_snapshot_check(const SandboxPlan *plan, const QemuArgs *args, const char *qemu, ForgeError *err);
 /* The saved memory of plan->from_dir, opened for QEMU's -incoming. */
 int qemu_snapshot_open_memory(const SandboxPlan *plan, int *ret_fd);
+/* Hibernation: the machine of a suspended VM saved into <dir>/hibernation (memory and
+ * machine.json, as a snapshot has them; the disk stays where it is), from which resume
+ * loads it. */
+/* <plan->dir>/hibernation into ret (PATH_MAX). */
+int qemu_hibernation_path(const SandboxPlan *plan, char *ret);
+/* A complete hibernation is there. */
+bool qemu_is_hibernated(const SandboxPlan *plan);
+/* Saves the paused VM's machine into <dir>/hibernation, all or nothing; QEMU still runs. */
+int qemu_hibernation_save(const SandboxPlan *plan, ForgeError *err);
+/* Removes a hibernation (loaded, or outdated by a QEMU that runs) and any half-saved one. */
+int qemu_hibernation_drop(const SandboxPlan *plan);
 /* After QEMU started with -incoming: waits until it has loaded the machine, then lets it
  * run. */
 int qemu_snapshot_resume(const SandboxPlan *plan, ForgeError *err);

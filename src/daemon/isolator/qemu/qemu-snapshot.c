@@ -18,6 +18,7 @@
 
 #include "basic/fs-util.h"
 #include "basic/macros.h"
+#include "basic/rm-rf.h"
 #include "basic/time-util.h"
 #include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/qemu/qemu-internal.h"
@@ -25,6 +26,9 @@
 #define MEMORY_FILE "memory"
 #define MACHINE_FILE "machine.json"
 #define FDNAME "forge-snapshot"
+/* In the sandbox dir: a hibernated VM's machine, and the one being saved. */
+#define HIBERNATION_DIR "hibernation"
+#define HIBERNATION_TMP "hibernation.tmp"
 /* Saving and loading run at disk speed (about 100 MB for a VM that ran python): a
  * minute is far beyond either, even on a loaded host. */
 #define MIGRATE_TIMEOUT_MS 120000
@@ -220,10 +224,32 @@ static int files_save(const SandboxPlan *plan, const char *dest, ForgeError *err
         return 0;
 }
 
+/* A hibernated VM's machine is a file already: copied as it is. */
+static int hibernated_memory_copy(const SandboxPlan *plan, const char *dest, ForgeError *err) {
+        char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+        int r = qemu_hibernation_path(plan, dir);
+
+        if (r >= 0)
+                r = path_join(from, sizeof(from), dir, MEMORY_FILE);
+        if (r >= 0)
+                r = path_join(to, sizeof(to), dest, MEMORY_FILE);
+        if (r >= 0)
+                r = isolator_file_copy(from, to);
+        if (r < 0)
+                return forge_error_set(err, r, "isolator_failed",
+                                       "cannot copy the hibernated VM's memory: %s", strerror(-r));
+        return 0;
+}
+
 int qemu_snapshot(const SandboxPlan *plan, const char *dest, ForgeError *err) {
         QmpConn c;
-        int r = qmp_open(plan->dir, &c);
+        int r;
 
+        if (qemu_pid(plan->dir) <= 0 && qemu_is_hibernated(plan)) {
+                r = hibernated_memory_copy(plan, dest, err);
+                return r < 0 ? r : files_save(plan, dest, err);
+        }
+        r = qmp_open(plan->dir, &c);
         if (r < 0)
                 return forge_error_set(err, -r, "isolator_failed", "cannot reach the VM's QEMU: %s",
                                        strerror(-r));
@@ -262,5 +288,70 @@ int qemu_snapshot_resume(const SandboxPlan *plan, ForgeError *err) {
                                        r == -EIO          ? c.error
                                        : r == -ECONNRESET ? "QEMU exited"
                                                           : strerror(-r));
+        return 0;
+}
+
+int qemu_hibernation_path(const SandboxPlan *plan, char *ret) {
+        return path_join(ret, PATH_MAX, plan->dir, HIBERNATION_DIR);
+}
+
+bool qemu_is_hibernated(const SandboxPlan *plan) {
+        char dir[PATH_MAX], path[PATH_MAX];
+
+        return qemu_hibernation_path(plan, dir) >= 0 &&
+               path_join(path, sizeof(path), dir, MEMORY_FILE) >= 0 && access(path, F_OK) >= 0;
+}
+
+int qemu_hibernation_drop(const SandboxPlan *plan) {
+        char path[PATH_MAX];
+        int r = path_join(path, sizeof(path), plan->dir, HIBERNATION_TMP);
+
+        if (r >= 0)
+                r = rm_rf(path);
+        if (r >= 0 || r == -ENOENT)
+                r = qemu_hibernation_path(plan, path);
+        if (r >= 0)
+                r = rm_rf(path);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Into hibernation.tmp, renamed whole once on disk: a hibernation dir is complete, so
+ * that a forged that dies while saving leaves a VM that is paused, not one half saved. */
+int qemu_hibernation_save(const SandboxPlan *plan, ForgeError *err) {
+        char tmp[PATH_MAX], dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+        QmpConn c;
+        int r = qemu_hibernation_drop(plan);
+
+        if (r >= 0)
+                r = path_join(tmp, sizeof(tmp), plan->dir, HIBERNATION_TMP);
+        if (r >= 0)
+                r = qemu_hibernation_path(plan, dir);
+        if (r >= 0 && mkdir(tmp, 0700) < 0)
+                r = -errno;
+        if (r < 0)
+                return forge_error_set(err, -r, "isolator_failed",
+                                       "cannot make the VM's hibernation dir: %s", strerror(-r));
+        r = qmp_open(plan->dir, &c);
+        if (r < 0)
+                return forge_error_set(err, -r, "isolator_failed", "cannot reach the VM's QEMU: %s",
+                                       strerror(-r));
+        r = vm_make_savable(&c, err);
+        if (r >= 0)
+                r = memory_save(&c, tmp, err);
+        qmp_close(&c);
+        if (r < 0)
+                return r;
+        r = path_join(from, sizeof(from), plan->dir, MACHINE_FILE);
+        if (r >= 0)
+                r = path_join(to, sizeof(to), tmp, MACHINE_FILE);
+        if (r >= 0)
+                r = isolator_file_copy(from, to);
+        if (r >= 0 && rename(tmp, dir) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = fsync_directory(plan->dir);
+        if (r < 0)
+                return forge_error_set(err, -r, "isolator_failed", "cannot keep the VM's hibernation: %s",
+                                       strerror(-r));
         return 0;
 }

@@ -456,8 +456,9 @@ static int qemu_connect(const SandboxPlan *plan, int *ret_fd) {
         return isolator_unix_connect(plan->dir, "agent.sock", ret_fd);
 }
 
+/* A hibernated VM lives on in its file. */
 static int qemu_is_alive(const SandboxPlan *plan) {
-        return qemu_pid(plan->dir) > 0;
+        return qemu_pid(plan->dir) > 0 || qemu_is_hibernated(plan);
 }
 
 /* The VM as the host sees it: its cgroup's CPU time, memory (guest RAM as far as the
@@ -478,10 +479,69 @@ static int qemu_stats(const SandboxPlan *plan, SandboxUsage *ret) {
 }
 
 static int qemu_suspend(const SandboxPlan *plan) {
+        if (qemu_pid(plan->dir) <= 0 && qemu_is_hibernated(plan))
+                return 0;
         return qmp_execute(plan->dir, "stop");
 }
 
+/* QEMU goes once its machine is on disk; its cgroups stay, empty, for the wake-up. */
+static int qemu_hibernate(const SandboxPlan *plan, ForgeError *err) {
+        int kept, r;
+
+        if (qemu_pid(plan->dir) <= 0)
+                return qemu_is_hibernated(plan) ? 0
+                                                : forge_error_set(err, ESRCH, "isolator_failed",
+                                                                  "the VM's QEMU is not running");
+        r = qemu_hibernation_save(plan, err);
+        if (r < 0)
+                return r;
+        kept = greeted_take(plan->id);
+        if (kept >= 0)
+                close(kept);
+        r = qemu_kill(plan->dir);
+        if (r < 0)
+                return forge_error_set(err, -r, "isolator_failed",
+                                       "cannot stop the hibernated VM's QEMU: %s", strerror(-r));
+        return 0;
+}
+
+/* Loads a hibernated machine. One that this host no longer starts the same way (guest
+ * parts rebuilt, QEMU upgraded while it slept) boots anew with its disk instead, as
+ * after a crash: a sandbox that could never wake up again would be worse. */
+static int hibernation_wake(const SandboxPlan *plan) {
+        char dir[PATH_MAX];
+        SandboxPlan from = *plan;
+        ForgeError err = {0};
+        int r = qemu_hibernation_path(plan, dir);
+
+        if (r < 0)
+                return r;
+        from.from_dir = dir;
+        r = qemu_start(&from, &err);
+        if (r == -EXDEV) {
+                log_sb_warn(plan->id, r,
+                            "cannot load its hibernated machine (%s): booting it with its files",
+                            err.message);
+                r = qemu_start(plan, &err);
+        }
+        if (r < 0) {
+                log_sb_error(plan->id, r, "cannot wake from hibernation: %s", err.message);
+                qemu_kill(plan->dir);
+                return r;
+        }
+        r = qemu_hibernation_drop(plan);
+        if (r < 0)
+                log_sb_warn(plan->id, r, "cannot remove the loaded hibernation");
+        return 0;
+}
+
+/* A hibernation next to a running QEMU is one that forged died saving or loading: the
+ * running machine is the newer, and the file goes. */
 static int qemu_resume(const SandboxPlan *plan) {
+        if (qemu_pid(plan->dir) <= 0)
+                return qemu_is_hibernated(plan) ? hibernation_wake(plan) : -ESRCH;
+        if (qemu_hibernation_drop(plan) < 0)
+                log_sb_warn(plan->id, 0, "cannot remove an outdated hibernation");
         return qmp_execute(plan->dir, "cont");
 }
 
@@ -575,6 +635,7 @@ const IsolatorOps isolator_qemu = {
         .stats = qemu_stats,
         .suspend = qemu_suspend,
         .resume = qemu_resume,
+        .hibernate = qemu_hibernate,
         .snapshot = qemu_snapshot,
         .snapshots_memory = true,
         .destroy = qemu_destroy,

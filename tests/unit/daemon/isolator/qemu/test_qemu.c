@@ -268,6 +268,41 @@ static void test_snapshot_machine_check(void **state) {
         assert_int_equal(qemu_snapshot_has_memory(&plan), 1);
 }
 
+static void touch(const char *dir, const char *name) {
+        char path[PATH_MAX];
+        int fd;
+
+        xsnprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = open(path, O_CREAT | O_WRONLY, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+}
+
+/* Only a complete hibernation (renamed into place) counts; a half-saved one does not,
+ * and dropping removes both. */
+static void test_hibernation_dir(void **state) {
+        Fixture *f = *state;
+        SandboxPlan plan = {.dir = f->dir};
+        char path[PATH_MAX];
+
+        assert_false(qemu_is_hibernated(&plan));
+        xsnprintf(path, sizeof(path), "%s/hibernation.tmp", f->dir);
+        assert_int_equal(mkdir(path, 0700), 0);
+        touch(path, "memory");
+        assert_false(qemu_is_hibernated(&plan));
+        assert_int_equal(qemu_hibernation_path(&plan, path), 0);
+        assert_int_equal(mkdir(path, 0700), 0);
+        assert_false(qemu_is_hibernated(&plan)); /* a dir without its memory file */
+        touch(path, "memory");
+        assert_true(qemu_is_hibernated(&plan));
+        assert_int_equal(qemu_hibernation_drop(&plan), 0);
+        assert_false(qemu_is_hibernated(&plan));
+        assert_int_equal(access(path, F_OK), -1);
+        xsnprintf(path, sizeof(path), "%s/hibernation.tmp", f->dir);
+        assert_int_equal(access(path, F_OK), -1);
+        assert_int_equal(qemu_hibernation_drop(&plan), 0); /* nothing there: fine */
+}
+
 /* A stand-in QEMU: locks the pidfile like QEMU does, and shows "-pidfile <path>" in a
  * command line whose argv[0] names qemu-system. It blocks reading stdin. */
 static void stand_in_start(Fixture *f, bool lock) {
@@ -385,6 +420,7 @@ int main(void) {
                 cmocka_unit_test(test_argv_incoming),
                 cmocka_unit_test(test_qmp_replies),
                 cmocka_unit_test_setup_teardown(test_snapshot_machine_check, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hibernation_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pid_from_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reap_unknown, setup, teardown),
         };
