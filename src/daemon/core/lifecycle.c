@@ -119,13 +119,12 @@ static void after_resume(Transition *t) {
                 forge_error_set(&err, t->r, "isolator_failed", "cannot resume sandbox %s", sb->id);
                 return waiters_finish(sb, &err);
         }
+        log_sb_info(sb->id, "resumed%s in %lld ms", sb->hibernated ? " from hibernation" : "",
+                    (long long) (time_mono_ms() - t->started_ms));
         sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
         sb->last_active_ms = time_now_ms();
         metrics_count(METRIC_RESUMES);
         metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
-        log_sb_info(sb->id, "resumed%s in %lld ms", sb->hibernated ? " from hibernation" : "",
-                    (long long) (time_mono_ms() - t->started_ms));
-        sb->hibernated = false;
         /* The callers' commands start before the record's fsync, not after it. Should
          * forged die in between, the record says suspended and reconcile freezes the
          * sandbox again (the record is the truth). */

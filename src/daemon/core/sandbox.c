@@ -106,6 +106,7 @@ int sandbox_expire_from_string(const char *s, SandboxExpire *ret) {
 
 void sandbox_set_state(Sandbox *sb, SandboxState state, const char *reason) {
         sb->state = state;
+        sb->hibernated = sb->hibernated && state == SANDBOX_SUSPENDED;
         free(sb->reason);
         sb->reason = reason ? strdup(reason) : NULL;
         sb->updated_ms = time_now_ms();

@@ -80,7 +80,8 @@ bool sandbox_is_live(const Sandbox *sb);
 const char *sandbox_expire_to_string(SandboxExpire e);
 int sandbox_expire_from_string(const char *s, SandboxExpire *ret);
 
-/* Sets state (and reason, may be NULL) and bumps updated_ms; does not persist. */
+/* Sets state (and reason, may be NULL) and bumps updated_ms; does not persist. Only a
+ * suspended sandbox stays hibernated. */
 void sandbox_set_state(Sandbox *sb, SandboxState state, const char *reason);
 
 /* The sandbox as the API shows it (a new reference); usage may be NULL. */
