@@ -18,6 +18,7 @@ import time
 import pytest
 
 from forge_client import check_error, request
+from test_qemu import BOOT_TIMEOUT, guest_kernel_version, guest_parts  # noqa: F401 (a fixture)
 
 HOSTILE_VICTIM = "/tmp/forge-import-victim"
 # dpkg's force-unsafe-io, in a root only while it is being built
@@ -188,6 +189,33 @@ def test_remove_refused_while_in_use(forged, client, base_image):
     assert sid in doc["error"]
     assert "base" in images(client)
     assert client.delete(sid).status == 204
+
+
+def test_vm_on_built_images(forged, client, base_image, guest_parts):
+    """A qemu sandbox runs on a built image (Debian's base) and on an imported one, each
+    as a read-only disk made of its rootfs; removing an image removes its disk."""
+    vm_dir = os.path.join(forged.state_dir, "vm")
+    os.mkdir(vm_dir)  # this forged's own, so the image disks it makes stay in its state dir
+    for name in ("vmlinuz", "initramfs.img", "binds"):
+        os.symlink(os.path.join(guest_parts, name), os.path.join(vm_dir, name))
+    r = import_tar(client, "vmtiny", minimal_rootfs())
+    assert r.status == 201, r.describe()
+    kernel = guest_kernel_version(guest_parts)
+    for image, command, expect in (
+            ("base", ". /etc/os-release; echo $ID $VERSION_ID; uname -r; command -v python3 || echo none",
+             "debian 12\n%s\nnone\n" % kernel),
+            ("vmtiny", "read v < /proc/sys/kernel/osrelease; echo $v; test -e /etc/os-release || echo only dash",
+             "%s\nonly dash\n" % kernel)):
+        sb = client.create({"isolator": "qemu", "image": image}, timeout=BOOT_TIMEOUT)
+        try:
+            assert sb.info["image"] == image and sb.info["isolator"] == "qemu"
+            assert sb.sh(command) == expect
+        finally:
+            assert client.delete(sb.id).status == 204
+        assert os.path.isfile(os.path.join(vm_dir, "images", image + ".ext4"))
+    assert client.request("DELETE", "/v1/images/vmtiny").status == 204
+    assert not os.path.exists(os.path.join(vm_dir, "images", "vmtiny.ext4"))
+    assert os.path.isfile(os.path.join(vm_dir, "images", "base.ext4"))
 
 
 def test_remove_refused_while_a_snapshot_uses_it(forged, client, make_sandbox):

@@ -474,6 +474,7 @@ int images_remove(Manager *m, const char *name, ForgeError *err) {
                 return r;
         }
         image_unregister(m, image_find(m, name));
+        isolator_image_removed_all(name);
         log_info("image %s removed", name);
         rm->work.data = rm;
         if (uv_queue_work(m->loop, &rm->work, work_remove, after_remove) < 0) {

@@ -120,6 +120,12 @@ int isolator_destroy_any(const SandboxPlan *plan) {
         return ret;
 }
 
+void isolator_image_removed_all(const char *image_name) {
+        for (size_t i = 0; i < ELEMENTSOF(isolators); i++)
+                if (ready[i] && isolators[i]->image_removed)
+                        isolators[i]->image_removed(image_name);
+}
+
 int isolator_reap_unknown_all(bool (*known)(const char *id, void *userdata), void *userdata) {
         int ret = 0;
 

@@ -99,6 +99,9 @@ typedef struct IsolatorOps {
         int (*destroy)(const SandboxPlan *plan);
         /* Removes resources (cgroups, processes) of sandboxes for which known() is false. */
         int (*reap_unknown)(bool (*known)(const char *id, void *userdata), void *userdata);
+        /* The image is gone (no sandbox uses it): drops what the isolator made of it (a
+         * VM's disk of its rootfs). Cheap: runs on the loop thread. NULL for nothing. */
+        void (*image_removed)(const char *image_name);
 } IsolatorOps;
 
 extern const IsolatorOps isolator_ns;
@@ -122,5 +125,7 @@ const char *const *isolator_ready_names(void);
 /* For a sandbox whose isolator is unknown (no usable record): destroy() of every ready
  * isolator, each of which finds nothing of its own and succeeds. */
 int isolator_destroy_any(const SandboxPlan *plan);
+/* image_removed() of every ready isolator that has one. */
+void isolator_image_removed_all(const char *image_name);
 /* reap_unknown() of every ready isolator. */
 int isolator_reap_unknown_all(bool (*known)(const char *id, void *userdata), void *userdata);

@@ -74,6 +74,15 @@ int qemu_image_disk(const char *vm_dir, const SandboxPlan *plan, char *ret, Forg
         return 0;
 }
 
+/* VMs that run on it keep it open; they are none, or the image could not be removed. */
+int qemu_image_disk_remove(const char *vm_dir, const char *image_name) {
+        char path[PATH_MAX];
+
+        if (snprintf(path, sizeof(path), "%s/images/%s.ext4", vm_dir, image_name) >= (int) sizeof(path))
+                return -ENAMETOOLONG;
+        return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 int qemu_writable_disk(const SandboxPlan *plan, ForgeError *err) {
         char path[PATH_MAX], tmp[PATH_MAX];
         int64_t size_mb = plan->limits.disk_mb > 0 ? plan->limits.disk_mb : QEMU_DISK_MB_DEFAULT;

@@ -107,6 +107,8 @@ int qmp_reply_parse(const char *line, size_t len, json_t **ret_value);
 /* <vm_dir>/images/<name>.ext4 from the image's rootfs, made once and again when the
  * rootfs is newer; returns its path in ret (PATH_MAX). */
 int qemu_image_disk(const char *vm_dir, const SandboxPlan *plan, char *ret, ForgeError *err);
+/* Removes the disk qemu_image_disk() made of image_name, if any. */
+int qemu_image_disk_remove(const char *vm_dir, const char *image_name);
 /* <dir>/disk.img, the per-VM writable ext4: made once (new, or plan->from_dir's), it
  * persists. */
 int qemu_writable_disk(const SandboxPlan *plan, ForgeError *err);

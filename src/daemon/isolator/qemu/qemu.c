@@ -592,6 +592,13 @@ static int qemu_init(const char *state_dir, ForgeError *err) {
         return 0;
 }
 
+static void qemu_image_removed(const char *image_name) {
+        int r = qemu_image_disk_remove(vm_dir, image_name);
+
+        if (r < 0)
+                log_warn_errno(-r, "cannot remove the VM disk of image %s", image_name);
+}
+
 /* Nothing host-wide to release: each VM's resources live in its sandbox dir. */
 static void qemu_fini(void) {
 }
@@ -640,4 +647,5 @@ const IsolatorOps isolator_qemu = {
         .snapshots_memory = true,
         .destroy = qemu_destroy,
         .reap_unknown = qemu_reap,
+        .image_removed = qemu_image_removed,
 };
