@@ -194,13 +194,13 @@ static int decode_request(const uint8_t *payload, size_t len, bool round_trip) {
 
 /* dispatch.c's agent_on_frame, minus the handlers. */
 int agent_on_frame(Agent *a, const ProtoHeader *h, const uint8_t *payload) {
-        uint32_t version;
+        ProtoHello hello;
         ProtoBuf b = {0};
         int r;
 
         switch (h->type) {
         case PROTO_HELLO:
-                return proto_hello_decode(payload, h->length, &version) < 0 ? -EBADMSG : 0;
+                return proto_hello_decode(payload, h->length, &hello) < 0 ? -EBADMSG : 0;
         case PROTO_REQUEST:
                 if (h->channel != 0)
                         return -EBADMSG;

@@ -77,7 +77,7 @@ static void run_raw(unsigned mode, const uint8_t *data, size_t size) {
         ProtoResponse resp;
         ProtoExit ex;
         uint16_t event;
-        uint32_t version;
+        ProtoHello hello;
         int r;
 
         switch (mode) {
@@ -95,7 +95,9 @@ static void run_raw(unsigned mode, const uint8_t *data, size_t size) {
                         check_exit(&ex);
                 break;
         case 2:
-                if (proto_hello_decode(data, size, &version) == 0 && version < 1)
+                if (proto_hello_decode(data, size, &hello) == 0 &&
+                    (hello.version < 1 || hello.time_ns < -1 || hello.pids_max < -1 ||
+                     strlen(hello.hostname) > PROTO_HOSTNAME_MAX))
                         abort();
                 break;
         }

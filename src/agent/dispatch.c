@@ -153,14 +153,14 @@ static void on_new_host(Agent *a) {
 }
 
 int agent_on_frame(Agent *a, const ProtoHeader *h, const uint8_t *payload) {
-        uint32_t version;
+        ProtoHello hello;
 
         switch (h->type) {
         case PROTO_HELLO:
-                if (proto_hello_decode(payload, h->length, &version) < 0)
+                if (proto_hello_decode(payload, h->length, &hello) < 0)
                         return -EBADMSG;
-                if (version != PROTO_VERSION)
-                        log_warn("host speaks protocol version %u, agent %u", version, PROTO_VERSION);
+                if (hello.version != PROTO_VERSION)
+                        log_warn("host speaks protocol version %u, agent %u", hello.version, PROTO_VERSION);
                 if (a->conn && a->conn->host_greeted)
                         on_new_host(a);
                 if (a->conn)

@@ -328,11 +328,11 @@ static void dispatch_channel(AgentConn *c, const ProtoHeader *h, const uint8_t *
 }
 
 static void dispatch_frame(AgentConn *c, const ProtoHeader *h, const uint8_t *payload) {
-        uint32_t version;
+        ProtoHello hello;
 
         switch (h->type) {
         case PROTO_HELLO:
-                if (proto_hello_decode(payload, h->length, &version) < 0 || version != PROTO_VERSION) {
+                if (proto_hello_decode(payload, h->length, &hello) < 0 || hello.version != PROTO_VERSION) {
                         log_sb_warn(c->sandbox_id, 0, "agent speaks an unknown protocol version; closing");
                         agentc_close(c);
                 }

@@ -60,7 +60,18 @@ int proto_event_decode(const void *payload, size_t n, uint16_t *ret_event, Proto
         return 0;
 }
 
-int proto_hello_decode(const void *payload, size_t n, uint32_t *ret_version) {
+static int hello_hostname(const ProtoTlv *t, ProtoSeen *seen, ProtoHello *h) {
+        if ((*seen & PROTO_TAG_BIT(PROTO_TAG_HOSTNAME)) || t->len == 0 || t->len > PROTO_HOSTNAME_MAX ||
+            memchr(t->value, 0, t->len))
+                return -EBADMSG;
+        *seen |= PROTO_TAG_BIT(PROTO_TAG_HOSTNAME);
+        memcpy(h->hostname, t->value, t->len);
+        h->hostname[t->len] = 0;
+        return 0;
+}
+
+int proto_hello_decode(const void *payload, size_t n, ProtoHello *ret) {
+        ProtoHello h = {.time_ns = -1, .pids_max = -1};
         ProtoReader rd;
         ProtoTlv t;
         ProtoSeen seen = 0;
@@ -73,6 +84,12 @@ int proto_hello_decode(const void *payload, size_t n, uint32_t *ret_version) {
                         r = proto_tlv_range_once(&t, &seen, 1, UINT32_MAX, &version);
                 else if (t.tag == PROTO_TAG_FEATURE && t.len > 0 && memchr(t.value, 0, t.len))
                         r = -EBADMSG;
+                else if (t.tag == PROTO_TAG_TIME_NS)
+                        r = proto_tlv_range_once(&t, &seen, 0, INT64_MAX, &h.time_ns);
+                else if (t.tag == PROTO_TAG_PIDS_MAX)
+                        r = proto_tlv_range_once(&t, &seen, 0, INT64_MAX, &h.pids_max);
+                else if (t.tag == PROTO_TAG_HOSTNAME)
+                        r = hello_hostname(&t, &seen, &h);
                 if (r < 0)
                         return r;
         }
@@ -80,6 +97,7 @@ int proto_hello_decode(const void *payload, size_t n, uint32_t *ret_version) {
                 return r;
         if (version < 0)
                 return -EBADMSG;
-        *ret_version = (uint32_t) version;
+        h.version = (uint32_t) version;
+        *ret = h;
         return 0;
 }

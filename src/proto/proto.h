@@ -118,6 +118,10 @@ typedef enum ProtoTag {
         PROTO_TAG_STDERR_OFFSET = 39,
         PROTO_TAG_STDOUT_END = 40,
         PROTO_TAG_STDERR_END = 41,
+        /* HELLO from the host, for a VM's agent (docs/agent-protocol.md, "Handshake"). */
+        PROTO_TAG_TIME_NS = 42,  /* int: the host's wall clock, ns since the epoch */
+        PROTO_TAG_HOSTNAME = 43, /* string: the sandbox's hostname */
+        PROTO_TAG_PIDS_MAX = 44, /* int: most processes of the sandbox's commands; 0 = no limit */
         _PROTO_TAG_MAX,
 } ProtoTag;
 
@@ -282,8 +286,23 @@ void proto_response_done(ProtoResponse *r);
 /* EVENT payload: u16 event, TLVs. Only PROTO_EVENT_EXIT exists in version 1. */
 int proto_event_decode(const void *payload, size_t n, uint16_t *ret_event, ProtoExit *ret_exit);
 
-/* HELLO payload: TLVs only, VERSION (required) and FEATURE strings. */
-int proto_hello_decode(const void *payload, size_t n, uint32_t *ret_version);
+/* Longest hostname a HELLO may carry (the kernel's HOST_NAME_MAX). */
+#define PROTO_HOSTNAME_MAX 64
+
+/* HELLO payload: TLVs only. VERSION is required; FEATUREs are only checked (no NUL);
+ * the host may add what a VM's agent should make true of its machine, each absent in
+ * older hosts and in every HELLO but the one the qemu isolator sends after a boot or a
+ * restore. */
+typedef struct ProtoHello {
+        uint32_t version;
+        int64_t time_ns;  /* the host's CLOCK_REALTIME when it sent the HELLO; -1 when absent */
+        int64_t pids_max; /* 0 = no limit; -1 when absent */
+        char hostname[PROTO_HOSTNAME_MAX + 1]; /* "" when absent */
+} ProtoHello;
+
+/* 0, -EBADMSG (malformed, no VERSION, a repeated field, a hostname that is empty or too
+ * long) or -EINVAL (a negative time or pids limit). */
+int proto_hello_decode(const void *payload, size_t n, ProtoHello *ret);
 
 /* Features forge-agent announces in its HELLO (version 1). */
 #define PROTO_FEATURE_SPAWN "spawn"

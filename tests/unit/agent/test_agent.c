@@ -122,7 +122,7 @@ static int path_op(Client *c, ProtoOp op, const char *path, int flag_tag, ProtoR
 /* Connects (again: the agent drops the previous connection) and reads the HELLO. */
 static void client_connect(Client *c) {
         Frame f;
-        uint32_t version;
+        ProtoHello hello;
 
         if (c->fd >= 0)
                 close(c->fd);
@@ -131,8 +131,8 @@ static void client_connect(Client *c) {
                 usleep(10000);
         frame_recv(c, &f);
         assert_int_equal(f.h.type, PROTO_HELLO);
-        assert_int_equal(proto_hello_decode(f.payload, f.h.length, &version), 0);
-        assert_int_equal(version, PROTO_VERSION);
+        assert_int_equal(proto_hello_decode(f.payload, f.h.length, &hello), 0);
+        assert_int_equal(hello.version, PROTO_VERSION);
         assert_non_null(memmem(f.payload, f.h.length, PROTO_FEATURE_RETAIN, strlen(PROTO_FEATURE_RETAIN)));
         free(f.payload);
 }

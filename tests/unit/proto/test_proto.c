@@ -330,7 +330,7 @@ static void test_event_exit(void **state) {
 
 static void test_hello(void **state) {
         ProtoBuf b = {};
-        uint32_t v;
+        ProtoHello h;
         size_t n;
 
         proto_frame_begin(&b, PROTO_HELLO, 0, 0);
@@ -338,10 +338,81 @@ static void test_hello(void **state) {
         proto_buf_put_str(&b, PROTO_TAG_FEATURE, "spawn");
         assert_int_equal(proto_frame_finish(&b), 0);
         const uint8_t *p = payload_of(&b, &n);
-        assert_int_equal(proto_hello_decode(p, n, &v), 0);
-        assert_int_equal(v, PROTO_VERSION);
-        assert_int_equal(proto_hello_decode(p, 0, &v), -EBADMSG);
-        assert_int_equal(proto_hello_decode(p, n - 1, &v), -EBADMSG);
+        assert_int_equal(proto_hello_decode(p, n, &h), 0);
+        assert_int_equal(h.version, PROTO_VERSION);
+        /* an older host's HELLO: the machine fields are absent */
+        assert_int_equal(h.time_ns, -1);
+        assert_int_equal(h.pids_max, -1);
+        assert_string_equal(h.hostname, "");
+        assert_int_equal(proto_hello_decode(p, 0, &h), -EBADMSG);
+        assert_int_equal(proto_hello_decode(p, n - 1, &h), -EBADMSG);
+        proto_buf_free(&b);
+}
+
+/* Builds a HELLO with VERSION plus one more field and decodes it. */
+static int hello_with(uint16_t tag, const void *value, size_t len, ProtoHello *ret) {
+        ProtoBuf b = {};
+        size_t n;
+
+        proto_frame_begin(&b, PROTO_HELLO, 0, 0);
+        proto_buf_put_int(&b, PROTO_TAG_VERSION, PROTO_VERSION);
+        proto_buf_put_tlv(&b, tag, value, len);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        const uint8_t *p = payload_of(&b, &n);
+        int r = proto_hello_decode(p, n, ret);
+        proto_buf_free(&b);
+        return r;
+}
+
+static void be64(int64_t v, uint8_t out[8]) {
+        for (int i = 0; i < 8; i++)
+                out[i] = (uint8_t) ((uint64_t) v >> (56 - 8 * i));
+}
+
+/* The host's HELLO to a VM's agent: wall clock, hostname, pids limit; bad ones refused. */
+static void test_hello_host_fields(void **state) {
+        ProtoBuf b = {};
+        ProtoHello h;
+        uint8_t v[8];
+        char name[PROTO_HOSTNAME_MAX + 2];
+        size_t n;
+
+        proto_frame_begin(&b, PROTO_HELLO, 0, 0);
+        proto_buf_put_int(&b, PROTO_TAG_VERSION, PROTO_VERSION);
+        proto_buf_put_int(&b, PROTO_TAG_TIME_NS, 1700000000123456789LL);
+        proto_buf_put_str(&b, PROTO_TAG_HOSTNAME, "sb-1234");
+        proto_buf_put_int(&b, PROTO_TAG_PIDS_MAX, 64);
+        proto_buf_put_int(&b, 999, 7); /* a newer host's field: skipped */
+        assert_int_equal(proto_frame_finish(&b), 0);
+        const uint8_t *p = payload_of(&b, &n);
+        assert_int_equal(proto_hello_decode(p, n, &h), 0);
+        assert_int_equal(h.time_ns, 1700000000123456789LL);
+        assert_string_equal(h.hostname, "sb-1234");
+        assert_int_equal(h.pids_max, 64);
+        proto_buf_free(&b);
+
+        be64(0, v);
+        assert_int_equal(hello_with(PROTO_TAG_PIDS_MAX, v, 8, &h), 0); /* 0: no limit */
+        assert_int_equal(h.pids_max, 0);
+        be64(-5, v);
+        assert_int_equal(hello_with(PROTO_TAG_PIDS_MAX, v, 8, &h), -EINVAL);
+        assert_int_equal(hello_with(PROTO_TAG_TIME_NS, v, 8, &h), -EINVAL);
+        assert_int_equal(hello_with(PROTO_TAG_TIME_NS, v, 4, &h), -EBADMSG);
+        memset(name, 'a', sizeof(name));
+        assert_int_equal(hello_with(PROTO_TAG_HOSTNAME, name, PROTO_HOSTNAME_MAX, &h), 0);
+        assert_int_equal(strlen(h.hostname), PROTO_HOSTNAME_MAX);
+        assert_int_equal(hello_with(PROTO_TAG_HOSTNAME, name, PROTO_HOSTNAME_MAX + 1, &h), -EBADMSG);
+        assert_int_equal(hello_with(PROTO_TAG_HOSTNAME, name, 0, &h), -EBADMSG);
+        assert_int_equal(hello_with(PROTO_TAG_HOSTNAME, "a\0b", 3, &h), -EBADMSG);
+
+        /* each at most once */
+        proto_frame_begin(&b, PROTO_HELLO, 0, 0);
+        proto_buf_put_int(&b, PROTO_TAG_VERSION, PROTO_VERSION);
+        proto_buf_put_str(&b, PROTO_TAG_HOSTNAME, "a");
+        proto_buf_put_str(&b, PROTO_TAG_HOSTNAME, "b");
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_hello_decode(p, n, &h), -EBADMSG);
         proto_buf_free(&b);
 }
 
@@ -515,7 +586,7 @@ static void fuzz_prefixes(ProtoBuf *b) {
         ProtoResponse resp;
         ProtoExit ex;
         uint16_t ev;
-        uint32_t v;
+        ProtoHello hello;
         size_t n;
 
         assert_int_equal(proto_frame_finish(b), 0);
@@ -531,7 +602,7 @@ static void fuzz_prefixes(ProtoBuf *b) {
                         if (proto_response_decode(copy, len, &resp) == 0)
                                 proto_response_done(&resp);
                         (void) proto_event_decode(copy, len, &ev, &ex);
-                        (void) proto_hello_decode(copy, len, &v);
+                        (void) proto_hello_decode(copy, len, &hello);
                 }
         free(copy);
         proto_buf_free(b);
@@ -562,6 +633,7 @@ int main(void) {
                 cmocka_unit_test(test_response_error_and_usage),
                 cmocka_unit_test(test_event_exit),
                 cmocka_unit_test(test_hello),
+                cmocka_unit_test(test_hello_host_fields),
                 cmocka_unit_test(test_buf_limits),
                 cmocka_unit_test(test_request_retain_and_adopt),
                 cmocka_unit_test(test_response_procs),
