@@ -109,6 +109,9 @@ typedef struct Agent {
          * to look at it again while the host side is closed. */
         char port_path[64];
         int64_t port_retry_ms;
+        /* In a VM: how a host HELLO's settings are applied (vm-sync.c); NULL elsewhere,
+         * where the host sets clock, hostname and limits from outside. */
+        const struct VmSyncOps *sync_ops;
 } Agent;
 
 typedef int (*AgentHandler)(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
@@ -148,6 +151,7 @@ typedef struct SpawnPlan {
         int stdin_fd, stdout_fd, stderr_fd; /* stdin_fd -1 = /dev/null */
         int tty_fd; /* a PTY slave: the controlling terminal and stdio; -1 = pipes */
         int status_fd, report_fd;
+        int cgroup_fd; /* cgroup.procs the command joins first; -1 = stays where it is */
 } SpawnPlan;
 _Noreturn void shepherd_run(const SpawnPlan *plan);
 /* Stages the exec'ing child reports through the status pipe. */
@@ -160,6 +164,7 @@ typedef enum SpawnStage {
         SPAWN_STAGE_SETUID,
         SPAWN_STAGE_CHDIR,
         SPAWN_STAGE_EXEC,
+        SPAWN_STAGE_CGROUP,
         _SPAWN_STAGE_MAX,
 } SpawnStage;
 

@@ -1,5 +1,6 @@
 /* Frames from the host: requests to their handlers, stream frames to their channel. */
 #include "agent/agent.h"
+#include "agent/vm.h"
 #include "basic/log.h"
 
 #include <errno.h>
@@ -161,6 +162,9 @@ int agent_on_frame(Agent *a, const ProtoHeader *h, const uint8_t *payload) {
                         return -EBADMSG;
                 if (hello.version != PROTO_VERSION)
                         log_warn("host speaks protocol version %u, agent %u", hello.version, PROTO_VERSION);
+                /* Before any greeting: a host that waits for it finds the machine set. */
+                if (a->sync_ops)
+                        vm_sync(a->sync_ops, &hello);
                 if (a->conn && a->conn->host_greeted)
                         on_new_host(a);
                 if (a->conn)

@@ -1,9 +1,10 @@
 /* forge-agent as the init of a microVM (docs/isolator-qemu.md): the kernel runs it from
  * the initramfs with no arguments. It loads the modules the initramfs carries, builds the
  * sandbox's root (the image disk read-only under the writable disk, in an overlay, plus
- * the read-only bind disks), switches into it and finds the virtio-serial port it then
- * serves the protocol on. The host names every disk by its virtio serial and passes the
- * rest on the kernel command line (forge.hostname=, forge.binds=). */
+ * the read-only bind disks), switches into it, makes the cgroup the sandbox's commands
+ * run in and finds the virtio-serial port it then serves the protocol on. The host names
+ * every disk by its virtio serial and passes the rest on the kernel command line
+ * (forge.hostname=, forge.binds=, forge.pids=). */
 #include "agent/agent.h"
 #include "agent/vm.h"
 #include "basic/fs-util.h"
@@ -30,13 +31,6 @@
 
 #define VM_CMDLINE_MAX 4096
 #define VM_DEVICE_WAIT_MS 30000 /* modules probe devices asynchronously; TCG is slow */
-#define VM_BINDS_MAX 8
-
-typedef struct VmConfig {
-        char hostname[65];
-        char binds[VM_BINDS_MAX][PATH_MAX]; /* guest paths of the bind disks bind0, bind1, ... */
-        size_t n_binds;
-} VmConfig;
 
 /* Boot failures are fatal and logged where they happen, on the console. */
 _printf_(2, 3) static int vm_fail(int errnum, const char *fmt, ...) {
@@ -60,26 +54,48 @@ static int mount_step(const char *source, const char *target, const char *type, 
         return 0;
 }
 
-/* forge.hostname=ID and forge.binds=/a,/b from the kernel command line. */
-static int cmdline_parse(VmConfig *c) {
-        char buf[VM_CMDLINE_MAX], *save = NULL;
-        int r = read_full_file("/proc/cmdline", buf, sizeof(buf), NULL);
+/* forge.pids=N: a positive count, or 0 for none. */
+static int cmdline_pids(const char *s, VmConfig *c) {
+        char *end;
+        long long v;
 
-        if (r < 0)
-                return vm_fail(r, "cannot read /proc/cmdline");
-        for (char *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno || end == s || *end || v < 0)
+                return vm_fail(EINVAL, "bad forge.pids '%s'", s);
+        c->pids_max = v;
+        return 0;
+}
+
+/* forge.hostname=ID, forge.binds=/a,/b and forge.pids=N; other words are the kernel's. */
+int vm_cmdline_parse(char *cmdline, VmConfig *c) {
+        char *save = NULL;
+        int r = 0;
+
+        for (char *w = strtok_r(cmdline, " \n", &save); w && r >= 0; w = strtok_r(NULL, " \n", &save)) {
                 if (strncmp(w, "forge.hostname=", 15) == 0)
                         snprintf(c->hostname, sizeof(c->hostname), "%s", w + 15);
+                else if (strncmp(w, "forge.pids=", 11) == 0)
+                        r = cmdline_pids(w + 11, c);
                 else if (strncmp(w, "forge.binds=", 12) == 0) {
                         char *bsave = NULL;
                         for (char *b = strtok_r(w + 12, ",", &bsave); b; b = strtok_r(NULL, ",", &bsave)) {
                                 if (c->n_binds == VM_BINDS_MAX || b[0] != '/')
                                         return vm_fail(EINVAL, "bad forge.binds entry '%s'", b);
-                                snprintf(c->binds[c->n_binds++], PATH_MAX, "%s", b);
+                                snprintf(c->binds[c->n_binds++], sizeof(c->binds[0]), "%s", b);
                         }
                 }
         }
-        return 0;
+        return r;
+}
+
+static int cmdline_read(VmConfig *c) {
+        char buf[VM_CMDLINE_MAX];
+        int r = read_full_file("/proc/cmdline", buf, sizeof(buf), NULL);
+
+        if (r < 0)
+                return vm_fail(r, "cannot read /proc/cmdline");
+        return vm_cmdline_parse(buf, c);
 }
 
 /* Every /lib/modules/NAME.ko in the order the builder wrote (dependencies first). */
@@ -216,7 +232,7 @@ int vm_init(Agent *a) {
         if (r >= 0)
                 r = mount_step("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
         if (r >= 0)
-                r = cmdline_parse(&c);
+                r = cmdline_read(&c);
         if (r >= 0)
                 r = modules_load();
         if (r >= 0)
@@ -232,5 +248,7 @@ int vm_init(Agent *a) {
         if (r >= 0)
                 r = device_find("/sys/class/virtio-ports", "name", VM_PORT_NAME, a->port_path,
                                 sizeof(a->port_path));
+        if (r >= 0)
+                a->sync_ops = &vm_sync_real_ops;
         return r;
 }
