@@ -244,7 +244,7 @@ static void peer_drain(int fd) {
 }
 
 static void run_conn(const uint8_t *data, size_t size, size_t piece) {
-        Agent agent = {.listen_fd = -1, .sig_fd = -1};
+        Agent agent = {.listen_fd = -1, .sig_fd = -1, .cgroup_procs_fd = -1};
         int sv[2], r = 0;
         size_t off = 0;
 

@@ -112,6 +112,9 @@ typedef struct Agent {
         /* In a VM: how a host HELLO's settings are applied (vm-sync.c); NULL elsewhere,
          * where the host sets clock, hostname and limits from outside. */
         const struct VmSyncOps *sync_ops;
+        /* In a VM: cgroup.procs of the commands' cgroup (vm.h), which each command's
+         * process joins before its exec; -1 elsewhere. */
+        int cgroup_procs_fd;
 } Agent;
 
 typedef int (*AgentHandler)(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);

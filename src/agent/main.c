@@ -91,7 +91,7 @@ static int setup_process(Agent *a) {
 }
 
 int main(int argc, char **argv) {
-        Agent a = { .listen_fd = -1, .sig_fd = -1 };
+        Agent a = {.listen_fd = -1, .sig_fd = -1, .cgroup_procs_fd = -1};
 
         if (fd_ensure_std() < 0)
                 return 1;

@@ -112,9 +112,18 @@ static int child_exec(char **argv, char **envp) {
         return err;
 }
 
+/* Into the sandbox's cgroup (a VM's, whose pids.max is limits.pids), before anything the
+ * command could fork: "0" is the writer itself. Joining is never refused for being over
+ * the limit (only forks are), so a command still starts in a sandbox that is full. */
+static void child_cgroup(const SpawnPlan *p) {
+        if (p->cgroup_fd >= 0 && write(p->cgroup_fd, "0", 1) != 1)
+                child_fail(p->status_fd, SPAWN_STAGE_CGROUP, errno);
+}
+
 static _Noreturn void child_run(const SpawnPlan *p) {
         sigset_t none;
 
+        child_cgroup(p);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         setsid(); /* its own session and process group, so signals address the command */

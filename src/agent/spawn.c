@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 static const char *const stage_names[_SPAWN_STAGE_MAX] = {
-        [SPAWN_STAGE_FORK] = "fork",         [SPAWN_STAGE_STDIO] = "stdio",
+        [SPAWN_STAGE_FORK] = "fork",           [SPAWN_STAGE_STDIO] = "stdio",
         [SPAWN_STAGE_SETGROUPS] = "setgroups", [SPAWN_STAGE_SETGID] = "setresgid",
-        [SPAWN_STAGE_SETUID] = "setresuid",  [SPAWN_STAGE_CHDIR] = "chdir",
-        [SPAWN_STAGE_EXEC] = "execve",
+        [SPAWN_STAGE_SETUID] = "setresuid",    [SPAWN_STAGE_CHDIR] = "chdir",
+        [SPAWN_STAGE_EXEC] = "execve",         [SPAWN_STAGE_CGROUP] = "cgroup",
 };
 
 /* All pipe ends the agent keeps, and those the shepherd takes. With a PTY, out[0] is
@@ -144,7 +144,7 @@ static Proc *proc_new(const ProtoRequest *req, SpawnFds *f, pid_t shepherd) {
         return p;
 }
 
-static pid_t spawn_fork_shepherd(const ProtoRequest *req, SpawnFds *f) {
+static pid_t spawn_fork_shepherd(Agent *a, const ProtoRequest *req, SpawnFds *f) {
         static char *empty_env[] = { NULL };
         SpawnPlan plan = {
                 .argv = req->argv,
@@ -158,6 +158,7 @@ static pid_t spawn_fork_shepherd(const ProtoRequest *req, SpawnFds *f) {
                 .tty_fd = spawn_has_pty(req) ? f->out[1] : -1,
                 .status_fd = f->status[1],
                 .report_fd = f->report[1],
+                .cgroup_fd = a->cgroup_procs_fd,
         };
         pid_t pid = fork();
         if (pid == 0)
@@ -175,7 +176,7 @@ int agent_op_spawn(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *ms
         r = fds_open(&f, req);
         if (r < 0)
                 return r;
-        pid_t shepherd = spawn_fork_shepherd(req, &f);
+        pid_t shepherd = spawn_fork_shepherd(a, req, &f);
         if (shepherd < 0) {
                 r = -errno;
                 fds_close(&f);

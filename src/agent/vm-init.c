@@ -209,6 +209,29 @@ static int mounts_late(void) {
         return r;
 }
 
+/* The cgroup of the sandbox's commands (vm.h), with limits.pids as its pids.max. The
+ * limit holds commands that mean no harm (a runaway loop, a fork bomb) inside the
+ * guest; root in the guest may lift it, as it may do anything to its own kernel, and the
+ * VM as a whole stays bounded by its host cgroup. */
+static int cgroup_setup(Agent *a, int64_t pids_max) {
+        int r = mount_step("cgroup2", VM_CGROUP_ROOT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+
+        if (r < 0)
+                return r;
+        r = write_string_file(VM_CGROUP_ROOT "/cgroup.subtree_control", "+pids");
+        if (r < 0)
+                return vm_fail(r, "cannot enable the pids controller");
+        if (mkdir(VM_CGROUP_DIR, 0755) < 0 && errno != EEXIST)
+                return vm_fail(errno, "cannot create %s", VM_CGROUP_DIR);
+        r = vm_sync_real_ops.pids_max_set(pids_max);
+        if (r < 0)
+                return vm_fail(r, "cannot set %s/pids.max", VM_CGROUP_DIR);
+        a->cgroup_procs_fd = open(VM_CGROUP_DIR "/cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (a->cgroup_procs_fd < 0)
+                return vm_fail(errno, "cannot open %s/cgroup.procs", VM_CGROUP_DIR);
+        return 0;
+}
+
 /* The guest has no network device; lo is up so that local servers work. */
 static int loopback_up(void) {
         struct ifreq ifr = {.ifr_name = "lo"};
@@ -241,6 +264,8 @@ int vm_init(Agent *a) {
                 r = root_switch();
         if (r >= 0)
                 r = mounts_late();
+        if (r >= 0)
+                r = cgroup_setup(a, c.pids_max);
         if (r >= 0)
                 r = loopback_up();
         if (r >= 0 && c.hostname[0] && sethostname(c.hostname, strlen(c.hostname)) < 0)

@@ -149,7 +149,7 @@ static void test_sync_failures(void **state) {
 /* The agent hands a HELLO's fields to vm_sync only when it has sync ops (a VM's init);
  * without, as in an ns sandbox, the machine is never touched. */
 static void test_hello_frame_reaches_sync_only_in_a_vm(void **state) {
-        Agent a = {.listen_fd = -1, .sig_fd = -1};
+        Agent a = {.listen_fd = -1, .sig_fd = -1, .cgroup_procs_fd = -1};
         ProtoBuf b = {};
         ProtoHeader hdr;
 
