@@ -90,9 +90,11 @@ static void argv_add_writable_disk(Argv *a, const QemuArgs *args) {
 }
 
 /* console on the serial port (the sandbox's console.log), no reboot on panic, and what
- * the guest's init reads: hostname and where the bind disks go. */
+ * the guest's init reads: hostname, where the bind disks go, the pids limit. A restored
+ * VM never reads its command line again (it is in the saved memory): the host's HELLO
+ * sets hostname and limit there (qemu.c, hello_send). */
 static void argv_add_cmdline(Argv *a, const QemuArgs *args) {
-        char binds[1024] = "", tsc[96] = "";
+        char binds[1024] = "", tsc[96] = "", pids[40] = "";
         size_t off = 0;
 
         for (size_t i = 0; i < args->n_binds; i++)
@@ -106,8 +108,10 @@ static void argv_add_cmdline(Argv *a, const QemuArgs *args) {
         if (!args->kvm)
                 snprintf(tsc, sizeof(tsc), " tsc_early_khz=%llu tsc=reliable",
                          (unsigned long long) args->tsc_khz);
+        if (args->pids > 0)
+                snprintf(pids, sizeof(pids), " forge.pids=%lld", (long long) args->pids);
         argv_add(a, "-append");
-        argv_add(a, "console=ttyS0 panic=-1 quiet forge.hostname=%s%s%s", args->id, binds, tsc);
+        argv_add(a, "console=ttyS0 panic=-1 quiet forge.hostname=%s%s%s%s", args->id, binds, pids, tsc);
 }
 
 int qemu_argv_build(const QemuArgs *args, char ***ret) {

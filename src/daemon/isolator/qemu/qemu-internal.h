@@ -34,6 +34,7 @@ typedef struct QemuArgs {
         uint64_t tsc_khz; /* TCG: the host's TSC rate, which the guest cannot calibrate */
         int64_t cpus;
         int64_t memory_mb;
+        int64_t pids;         /* limits.pids, which the guest's init gives its commands' cgroup; 0 = none */
         int agent_fd, qmp_fd; /* listening sockets QEMU gets as these fds */
         /* The writable disk, opened by forged read-write and read-only (QEMU reopens it
          * read-only while migrating, then read-write again, as an unprivileged uid that

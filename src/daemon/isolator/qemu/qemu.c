@@ -189,6 +189,7 @@ static int args_make(const SandboxPlan *plan, BootPaths *paths, QemuArgs *args, 
                 .kvm = kvm_is_usable(),
                 .cpus = plan->limits.cpus_milli > 0 ? (plan->limits.cpus_milli + 999) / 1000 : 1,
                 .memory_mb = plan->limits.memory_mb > 0 ? plan->limits.memory_mb : QEMU_MEMORY_MB_DEFAULT,
+                .pids = plan->limits.pids > 0 ? plan->limits.pids : 0,
                 .agent_fd = FD_AGENT,
                 .qmp_fd = FD_QMP,
                 .disk_rw_fd = FD_DISK_RW,
@@ -349,14 +350,25 @@ static int hello_wait(const SandboxPlan *plan, int fd, int64_t until, ForgeError
 /* The host's HELLO. To an agent that still holds the connection of a host before us (a
  * restored VM, saved while forged was connected; or a hangup and a connect so close
  * that the guest saw neither) it is a second HELLO on that connection, and the agent
- * greets us as a new host (agent/dispatch.c); to any other it is the usual first. */
-static int hello_send(int fd) {
+ * greets us as a new host (agent/dispatch.c); to any other it is the usual first.
+ *
+ * With plan, it also tells the agent what the machine must be now (agent/vm-sync.c): the
+ * host's wall clock, the sandbox's hostname and its pids limit, which a restored VM has
+ * from the moment and the sandbox it was saved from. */
+static int hello_send(int fd, const SandboxPlan *plan) {
         ProtoBuf b = {0};
         ssize_t n;
         int r;
 
         proto_frame_begin(&b, PROTO_HELLO, 0, 0);
         proto_buf_put_int(&b, PROTO_TAG_VERSION, PROTO_VERSION);
+        if (plan) {
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
+                proto_buf_put_int(&b, PROTO_TAG_TIME_NS, (int64_t) now.tv_sec * 1000000000 + now.tv_nsec);
+                proto_buf_put_str(&b, PROTO_TAG_HOSTNAME, plan->hostname ? plan->hostname : plan->id);
+                proto_buf_put_int(&b, PROTO_TAG_PIDS_MAX, plan->limits.pids > 0 ? plan->limits.pids : 0);
+        }
         r = proto_frame_finish(&b);
         /* A few bytes on a fresh socket: the kernel takes them at once. */
         n = r < 0 ? -1 : write(fd, b.data, b.len);
@@ -369,6 +381,12 @@ static int hello_send(int fd) {
 /* Waits for the agent's hello on the port and keeps that connection for forged's
  * connect() (greeted_put): forged's HELLO on it is a second HELLO, and the agent greets
  * again (agent/dispatch.c).
+ *
+ * Once the agent has greeted, a HELLO with the machine's settings follows (hello_send).
+ * Not sooner: the first HELLO can wait until the guest opens its port, seconds into a
+ * boot, and its clock would be that old; and after a restore it may be lost in an old
+ * host's half-read frame. The agent takes the second as a new host too and
+ * greets once more; forged's client reads that greeting with its own.
  *
  * After a restore the agent may first send what it had queued for its old host (which
  * hello_wait() skips), or it may have been in the middle of reading a frame of the old
@@ -385,12 +403,16 @@ static int boot_wait(const SandboxPlan *plan, bool kvm, bool restored, ForgeErro
                 int r = isolator_unix_connect(plan->dir, "agent.sock", &fd);
 
                 if (r >= 0)
-                        r = hello_send(fd);
+                        r = hello_send(fd, NULL);
                 if (r < 0)
                         return forge_error_set(err, r, "isolator_failed",
                                                "cannot reach the VM's agent port: %s", strerror(-r));
                 r = hello_wait(plan, fd, MIN(time_mono_ms() + patience, deadline), err);
                 if (r > 0) {
+                        r = hello_send(fd, plan);
+                        if (r < 0)
+                                return forge_error_set(err, r, "isolator_failed",
+                                                       "cannot greet the VM's agent: %s", strerror(-r));
                         greeted_put(plan->id, TAKE_FD(fd));
                         return 0;
                 }

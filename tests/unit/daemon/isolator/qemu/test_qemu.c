@@ -75,6 +75,7 @@ static void test_argv_tcg(void **state) {
         QemuArgs a = args_default();
         char **argv = NULL;
 
+        a.pids = 64;
         assert_int_equal(qemu_argv_build(&a, &argv), 0);
         assert_string_equal(argv[0], "qemu-system-x86_64");
         /* the translation cache bounded, for the cgroup's memory limit */
@@ -89,9 +90,10 @@ static void test_argv_tcg(void **state) {
         assert_string_equal(arg_after(argv, "-sandbox", 0), "on,obsolete=deny,resourcecontrol=deny");
         assert_string_equal(arg_after(argv, "-pidfile", 0), "/state/sandboxes/abc123/qemu.pid");
         assert_string_equal(arg_after(argv, "-serial", 0), "file:/state/sandboxes/abc123/console.log");
-        assert_string_equal(arg_after(argv, "-append", 0),
-                            "console=ttyS0 panic=-1 quiet forge.hostname=abc123 forge.binds=/usr "
-                            "tsc_early_khz=2096016 tsc=reliable");
+        assert_string_equal(
+                arg_after(argv, "-append", 0),
+                "console=ttyS0 panic=-1 quiet forge.hostname=abc123 forge.binds=/usr forge.pids=64 "
+                "tsc_early_khz=2096016 tsc=reliable");
         assert_string_equal(arg_after(argv, "-drive", 0),
                             "id=image,file=/state/vm/images/host.ext4,format=raw,if=none,readonly=on");
         /* the writable disk: both fds in one set, no locking between them */
@@ -139,7 +141,7 @@ static void test_argv_kvm_and_no_binds(void **state) {
         assert_int_equal(qemu_argv_build(&a, &argv), 0);
         assert_string_equal(arg_after(argv, "-accel", 0), "kvm");
         assert_string_equal(arg_after(argv, "-cpu", 0), "host");
-        /* KVM calibrates the TSC itself; no binds, no forge.binds= */
+        /* KVM calibrates the TSC itself; no binds, no forge.binds=; no pids limit, no forge.pids= */
         assert_string_equal(arg_after(argv, "-append", 0),
                             "console=ttyS0 panic=-1 quiet forge.hostname=abc123");
         assert_null(arg_after(argv, "-drive", 2));
