@@ -6,6 +6,7 @@ are prepared once per host with `forgectl vm setup` into FORGE_VM_CACHE (default
 /var/tmp/forge-test-vm; a second run only checks they are current) and each test state
 dir links to them."""
 
+import errno
 import hashlib
 import http.client
 import json
@@ -32,6 +33,10 @@ QEMU_TCG_TB_SIZE_MB = 256
 QEMU_MEMORY_BASE_MB = 192
 QEMU_MEMORY_PER_GUEST_DIV = 16
 QEMU_PIDS_BASE = 128
+# limits.pids of the shared VM: far above what the tests run, so only the checks of the
+# guest's pids cgroup notice it (src/agent/vm.h: the commands' cgroup)
+VM_PIDS = 256
+GUEST_CGROUP = "/sys/fs/cgroup/sandbox"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,7 @@ def vm_forged(forged, guest_parts):
 
 @pytest.fixture(scope="module")
 def vm(vm_forged):
-    sb = vm_forged.client.create({"isolator": "qemu", "limits": {"memory_mb": 384}},
+    sb = vm_forged.client.create({"isolator": "qemu", "limits": {"memory_mb": 384, "pids": VM_PIDS}},
                                  timeout=BOOT_TIMEOUT)
     yield sb
     vm_forged.client.delete(sb.id)
@@ -139,6 +144,26 @@ def test_shell_runs_the_guest_kernel(vm, guest_parts):
     assert release == guest_kernel_version(guest_parts)
     assert release != platform.release()
     assert hostname == vm.id
+
+
+def guest_clock_offset(sb):
+    """The guest's wall clock minus the host's, in seconds (the host's read around the
+    call, so the call's own time does not count against the guest)."""
+    before = time.time()
+    guest = float(sb.sh("date +%s.%N"))
+    after = time.time()
+    if guest < before:
+        return guest - before
+    return max(0.0, guest - after)
+
+
+def test_guest_clock_and_pids_cgroup_after_boot(vm):
+    """After a boot the guest's clock is the host's, and limits.pids (given on the
+    kernel command line) is pids.max of the cgroup every command runs in; the agent,
+    PID 1, stays outside it."""
+    assert abs(guest_clock_offset(vm)) < 2
+    out = vm.sh("cat %s/pids.max; cat /proc/self/cgroup; cat /proc/1/cgroup" % GUEST_CGROUP)
+    assert out.split() == [str(VM_PIDS), "0::/sandbox", "0::/"], out
 
 
 def test_qemu_runs_unprivileged_under_seccomp(vm):
@@ -417,6 +442,7 @@ def test_fork_of_a_vm_is_independent(vm, vm_forged):
     fork = vm_forged.client.sandbox(r.json()["id"])
     try:
         assert fork.get()["isolator"] == "qemu"
+        assert fork.sh("hostname") == fork.id + "\n"  # its own, not the source's
         assert fork.sh("cat /root/side") == "source\n"
         fork.sh("echo fork > /root/side; echo only > /root/fork-only")
         assert vm.sh("cat /root/side; ls /root/fork-only 2>&1 >/dev/null | wc -l") == "source\n1\n"
@@ -526,6 +552,68 @@ def test_idle_fork_hibernates_on_its_own(vm, vm_forged):
         assert not os.path.exists(hibernation_dir(vm_forged.state_dir, fork.id))
     finally:
         fork.delete()
+# Forks children that sleep until one fork fails, prints how many it made, why the next
+# failed and the cgroup's count then, and holds them.
+FORK_UNTIL_REFUSED = r'''
+import os, sys, time
+n, err = 0, None
+while n < 200:
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e.errno
+        break
+    if pid == 0:
+        time.sleep(600)
+        os._exit(0)
+    n += 1
+print(n, err, open("/sys/fs/cgroup/sandbox/pids.current").read().strip(), flush=True)
+time.sleep(600)
+'''
+
+
+def test_restored_vm_gets_clock_hostname_and_pids_limit(vm, vm_forged):
+    """A VM restored from a snapshot stored for a while has the host's wall clock, its own
+    id as hostname and its own limits.pids: the host's HELLO sets them. With the limit
+    reached, the agent still answers and a command still starts (commands that fork
+    fail); once the processes are gone, commands fork again."""
+    snap = vm.req("POST", "/snapshot", {}).json()
+    time.sleep(5)  # the guest's clock stood still meanwhile
+    restored = vm_forged.client.create({"from_snapshot": snap["id"], "limits": {"pids": 64}},
+                                       timeout=BOOT_TIMEOUT)
+    try:
+        assert abs(guest_clock_offset(restored)) < 2
+        assert restored.sh("hostname") == restored.id + "\n"
+        assert restored.sh("cat %s/pids.max" % GUEST_CGROUP) == "64\n"
+
+        r = restored.req("POST", "/processes", {"argv": ["python3", "-c", FORK_UNTIL_REFUSED]})
+        assert r.status == 201, r.describe()
+        pid = r.json()["pid"]
+
+        def report():
+            return restored.req("GET", "/processes/%d/output" % pid).json()["stdout"].split()
+        assert wait_until(lambda: len(report()) == 3, timeout=120), report()
+        made, err, current = report()
+        # python, its children and what else runs (the source's background processes)
+        # fill the cgroup exactly; the next fork gets EAGAIN
+        assert 48 <= int(made) <= 63 and err == str(errno.EAGAIN) and current == "64", report()
+
+        # full: the agent answers, a command starts (it joins over the limit), forks fail
+        assert restored.req("GET", "/files/stat?path=/etc").status == 200
+        assert restored.sh("echo still") == "still\n"
+        res = restored.shell("ls / | wc -l")
+        assert res["exitCode"] != 0 and "fork" in res["stderr"].lower(), res
+
+        assert restored.req("DELETE", "/processes/%d" % pid).status in (200, 204)
+        assert wait_until(lambda: restored.req("GET", "/processes/%d" % pid).json()["status"] != "running")
+        assert int(restored.sh("ls / | wc -l")) > 5
+        # the children are gone: what ran besides python, and this command
+        assert int(restored.sh("cat %s/pids.current" % GUEST_CGROUP)) <= 64 - int(made) + 1
+    finally:
+        restored.delete()
+        vm_forged.client.request("DELETE", "/v1/snapshots/" + snap["id"])
+    # the source keeps its own limit and name
+    assert vm.sh("cat %s/pids.max; hostname" % GUEST_CGROUP).split() == [str(VM_PIDS), vm.id]
 
 
 def stray_in_cgroups(state_dir, sid):
@@ -572,6 +660,7 @@ def test_killed_vm_boots_again_with_its_files(vm, vm_forged):
     assert len(new) == 1 and new != old, (old, new)
     assert vm.get()["status"] == "running"
     assert is_in_vm_cgroup(new[0], vm_forged.state_dir, vm.id)  # the new QEMU is in it again
+    assert vm.sh("cat %s/pids.max" % GUEST_CGROUP) == "%d\n" % VM_PIDS  # a boot: from the command line
 
 
 def test_destroy_leaves_nothing(vm, vm_forged):
