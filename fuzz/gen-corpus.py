@@ -21,7 +21,8 @@ TAG = dict(VERSION=1, FEATURE=2, ARGV=3, ENV=4, CWD=5, CHANNEL=6, UID=7, GID=8, 
            MODE=17, SIZE=18, MAX_SIZE=19, MTIME_NS=20, TYPE=21, NAME=22, ENTRY=23, PARENTS=24,
            RECURSIVE=25, EXIT_CODE=26, TIMED_OUT=27, CPU_USEC=28, MAX_RSS_KB=29, PROCS=30,
            MESSAGE=31, LINK_TARGET=32, UID_OWNER=33, GID_OWNER=34, RETAIN=35, META=36, PROC=37,
-           STDOUT_OFFSET=38, STDERR_OFFSET=39, STDOUT_END=40, STDERR_END=41)
+           STDOUT_OFFSET=38, STDERR_OFFSET=39, STDOUT_END=40, STDERR_END=41, TIME_NS=42,
+           HOSTNAME=43, PIDS_MAX=44)
 
 
 def tlv(tag, value):
@@ -60,6 +61,9 @@ def exit_event(code=None, signal=None):
 
 
 HELLO_PAYLOAD = tlv("VERSION", 1) + tlv("FEATURE", "spawn") + tlv("FEATURE", "files")
+# the qemu isolator's HELLO after a boot or restore: what a VM's machine must be
+HOST_HELLO_PAYLOAD = (tlv("VERSION", 1) + tlv("TIME_NS", 1795354790336435673) + tlv("HOSTNAME", "zn5zpswe4c")
+                      + tlv("PIDS_MAX", 64))
 
 REQUESTS = {
     "spawn": request(1, "SPAWN", ("ARGV", "/bin/sh"), ("ARGV", "-c"), ("ARGV", "echo hi"),
@@ -106,6 +110,7 @@ def agent_seeds():
     seeds["conn-session"] = b"\x01" + session
     seeds["conn-pieces"] = b"\x03" + session  # written 16 bytes at a time
     seeds["conn-bad-header"] = b"\x01" + frame(HELLO, HELLO_PAYLOAD) + b"\x00" * 4 + b"\x09" + b"\x00" * 7
+    seeds["conn-host-hello"] = b"\x01" + frame(HELLO, HELLO_PAYLOAD) + frame(HELLO, HOST_HELLO_PAYLOAD)
     return seeds
 
 
@@ -123,6 +128,7 @@ def host_seeds():
         "raw-exit": b"\x01" + exit_event(code=0),
         "raw-exit-signal": b"\x01" + exit_event(signal=9),
         "raw-hello": b"\x02" + HELLO_PAYLOAD,
+        "raw-hello-host": b"\x02" + HOST_HELLO_PAYLOAD,
     }
     session = frame(HELLO, HELLO_PAYLOAD)
     session += frame(RESPONSE, response(1, 0))
