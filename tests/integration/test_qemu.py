@@ -552,6 +552,8 @@ def test_idle_fork_hibernates_on_its_own(vm, vm_forged):
         assert not os.path.exists(hibernation_dir(vm_forged.state_dir, fork.id))
     finally:
         fork.delete()
+
+
 # Forks children that sleep until one fork fails, prints how many it made, why the next
 # failed and the cgroup's count then, and holds them.
 FORK_UNTIL_REFUSED = r'''
