@@ -7,6 +7,7 @@
 typedef struct PendingReply {
         struct PendingReply *next;
         uint32_t req_id;
+        bool watched; /* its wait counts toward the silence rule (agentc_request_watch) */
         AgentReply cb;
         void *userdata;
 } PendingReply;
@@ -28,7 +29,13 @@ struct AgentConn {
         uint32_t next_req_id;
         uint32_t next_channel;
         PendingReply *replies;
+        unsigned n_watched; /* replies whose wait is watched */
         Channel *channels;
+        /* The silence rule (agentc.h): armed while a watched reply is awaited. */
+        uv_timer_t silence_timer;
+        uint64_t silence_timeout_ms;
+        uint64_t heard_ms; /* loop time: the last bytes from the agent, or the wait's start */
+        bool watching;     /* the owner lets the rule apply (the sandbox is not frozen) */
         AgentClosed on_closed;
         void *on_closed_userdata;
         size_t pending_bytes;
@@ -59,6 +66,82 @@ static void on_handle_closed(uv_handle_t *h) {
 
         c->handle_closed = true;
         agentc_unref(c);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+        agentc_unref(h->data);
+}
+
+/* ---- the silence rule ---- */
+
+static void on_silence(uv_timer_t *timer);
+
+static bool silence_applies(const AgentConn *c) {
+        return c->open && c->watching && c->n_watched > 0;
+}
+
+/* Arms the timer when a watched wait begins (the silence counts from then, not from
+ * whatever quiet came before), disarms it when none is left. */
+static void silence_update(AgentConn *c) {
+        bool active = uv_is_active((uv_handle_t *) &c->silence_timer);
+
+        if (silence_applies(c) && !active) {
+                uv_update_time(c->pipe.loop); /* the cached time may be a long turn old */
+                c->heard_ms = uv_now(c->pipe.loop);
+                uv_timer_start(&c->silence_timer, on_silence, c->silence_timeout_ms, 0);
+        } else if (!silence_applies(c) && active)
+                uv_timer_stop(&c->silence_timer);
+}
+
+static void on_silence(uv_timer_t *timer) {
+        AgentConn *c = timer->data;
+        uint64_t now = uv_now(timer->loop);
+        uint64_t quiet = now > c->heard_ms ? now - c->heard_ms : 0;
+
+        if (!silence_applies(c))
+                return;
+        if (quiet < c->silence_timeout_ms) {
+                uv_timer_start(timer, on_silence, c->silence_timeout_ms - quiet, 0);
+                return;
+        }
+        log_sb_warn(c->sandbox_id, 0,
+                    "agent sent nothing for %llu ms while %u request%s waited for a reply; closing the "
+                    "connection",
+                    (unsigned long long) quiet, c->n_watched, c->n_watched == 1 ? "" : "s");
+        agentc_close(c);
+}
+
+void agentc_set_silence_timeout(AgentConn *c, uint64_t ms) {
+        c->silence_timeout_ms = ms > 0 ? ms : AGENTC_SILENCE_TIMEOUT_MS;
+        if (uv_is_active((uv_handle_t *) &c->silence_timer))
+                uv_timer_start(&c->silence_timer, on_silence, 0, 0); /* re-judged at once */
+}
+
+void agentc_set_watching(AgentConn *c, bool watching) {
+        if (!c || c->watching == watching)
+                return;
+        c->watching = watching;
+        silence_update(c);
+}
+
+void agentc_request_watch(AgentConn *c, uint32_t req_id, bool watched) {
+        for (PendingReply *p = c->replies; p; p = p->next)
+                if (p->req_id == req_id) {
+                        if (p->watched != watched)
+                                c->n_watched += watched ? 1 : -1;
+                        p->watched = watched;
+                        break;
+                }
+        silence_update(c);
+}
+
+/* Takes p off the list of replies awaited (the caller frees it). */
+static void reply_unlink(AgentConn *c, PendingReply **link) {
+        PendingReply *p = *link;
+
+        *link = p->next;
+        if (p->watched)
+                c->n_watched--;
 }
 
 AgentConn *agentc_ref(AgentConn *c) {
@@ -103,7 +186,7 @@ static void conn_fail_all(AgentConn *c) {
                 PendingReply *p = c->replies;
                 ProtoResponse resp = {.req_id = p->req_id, .status = -ECONNRESET};
 
-                c->replies = p->next;
+                reply_unlink(c, &c->replies);
                 p->cb(p->userdata, &resp);
                 free(p);
         }
@@ -115,7 +198,8 @@ void agentc_close(AgentConn *c) {
         c->open = false;
         agentc_ref(c); /* callbacks below may drop the last outside reference */
         uv_read_stop((uv_stream_t *) &c->pipe);
-        uv_close((uv_handle_t *) &c->pipe, on_handle_closed); /* holds the creation ref */
+        uv_close((uv_handle_t *) &c->pipe, on_handle_closed); /* each handle holds a ref */
+        uv_close((uv_handle_t *) &c->silence_timer, on_timer_closed);
         conn_fail_all(c);
         if (c->on_closed)
                 c->on_closed(c, c->on_closed_userdata);
@@ -227,8 +311,11 @@ int agentc_request_send(AgentConn *c, ProtoBuf *b, AgentReply reply, void *userd
                 free(p);
                 return r;
         }
-        *p = (PendingReply){.next = c->replies, .req_id = req_id, .cb = reply, .userdata = userdata};
+        *p = (PendingReply){
+                .next = c->replies, .req_id = req_id, .watched = true, .cb = reply, .userdata = userdata};
         c->replies = p;
+        c->n_watched++;
+        silence_update(c);
         return 0;
 }
 
@@ -288,7 +375,8 @@ static void dispatch_response(AgentConn *c, const uint8_t *payload, size_t len) 
         for (PendingReply **p = &c->replies; *p; p = &(*p)->next)
                 if ((*p)->req_id == resp.req_id) {
                         PendingReply *pr = *p;
-                        *p = pr->next;
+                        reply_unlink(c, p);
+                        silence_update(c);
                         pr->cb(pr->userdata, &resp);
                         free(pr);
                         break;
@@ -395,6 +483,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
                 agentc_close(c);
                 return;
         }
+        if (nread > 0)
+                c->heard_ms = uv_now(s->loop);
         conn_feed(c, (const uint8_t *) buf->base, (size_t) nread);
 }
 
@@ -413,9 +503,13 @@ int agentc_new(uv_loop_t *loop, int fd, const char *sandbox_id, AgentConn **ret)
                 conn_free(c);
                 return r;
         }
-        c->n_ref = 2; /* one for the caller, one held by the handle until its close callback */
+        uv_timer_init(loop, &c->silence_timer);
+        c->n_ref = 3; /* the caller's, and one held by each handle until its close callback */
         c->serial = ++last_serial;
         c->pipe.data = c;
+        c->silence_timer.data = c;
+        c->silence_timeout_ms = AGENTC_SILENCE_TIMEOUT_MS;
+        c->watching = true;
         c->open = true;
         snprintf(c->sandbox_id, sizeof(c->sandbox_id), "%s", sandbox_id);
         r = uv_pipe_open(&c->pipe, fd);

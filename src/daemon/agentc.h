@@ -3,7 +3,16 @@
  *
  * Callbacks: a request's reply callback runs exactly once (with status -ECONNRESET if the
  * connection drops first), so its userdata must stay alive until then. A channel's
- * callbacks run until agentc_channel_close(), or on_lost when the connection drops. */
+ * callbacks run until agentc_channel_close(), or on_lost when the connection drops.
+ *
+ * The silence rule: while a request waits for its reply, the agent must send something
+ * (any frame: a reply, output, credit, an exit) at least every silence timeout, or the
+ * connection is taken for dead (a wedged guest, a stopped agent, a lost HELLO) and
+ * closed as by agentc_close(). Output after a command's spawn reply, or a download under
+ * the host's credit, waits for no reply and so is never judged. A request whose reply
+ * legitimately waits on the host (FILE_WRITE's, until the host sent its EOF) is taken
+ * out of the rule with agentc_request_watch(); a whole connection with
+ * agentc_set_watching() (a frozen sandbox cannot answer). */
 #pragma once
 
 #include <stdbool.h>
@@ -12,6 +21,10 @@
 
 #include "basic/macros.h"
 #include "proto/proto.h"
+
+/* The silence timeout of a new connection (forged --agent-timeout-ms changes it): a
+ * healthy agent answers in milliseconds, a big file's fsync and rename in seconds. */
+#define AGENTC_SILENCE_TIMEOUT_MS (60 * 1000)
 
 typedef struct AgentConn AgentConn;
 
@@ -39,6 +52,10 @@ uint64_t agentc_serial(const AgentConn *c);
 void agentc_on_closed(AgentConn *c, AgentClosed cb, void *userdata);
 /* Ends the connection: pending replies get -ECONNRESET, channels on_lost. */
 void agentc_close(AgentConn *c);
+/* The silence rule's timeout in ms (0: AGENTC_SILENCE_TIMEOUT_MS). */
+void agentc_set_silence_timeout(AgentConn *c, uint64_t ms);
+/* Whether the silence rule applies to c at all (true for a new connection); c may be NULL. */
+void agentc_set_watching(AgentConn *c, bool watching);
 
 uint32_t agentc_channel_open(AgentConn *c, const AgentChannelOps *ops, void *userdata);
 void agentc_channel_close(AgentConn *c, uint32_t channel);
@@ -48,6 +65,9 @@ uint32_t agentc_request_begin(AgentConn *c, ProtoBuf *b, ProtoOp op);
 /* Sends the frame (consuming b) and arranges for reply to run once. 0 or -errno; on
  * error reply does not run. */
 int agentc_request_send(AgentConn *c, ProtoBuf *b, AgentReply reply, void *userdata);
+/* Whether the wait for req_id's reply counts toward the silence rule (it does from
+ * agentc_request_send() on). No-op once the reply came. */
+void agentc_request_watch(AgentConn *c, uint32_t req_id, bool watched);
 
 int agentc_send_data(AgentConn *c, uint32_t channel, ProtoStream stream, const void *data, size_t len);
 int agentc_send_eof(AgentConn *c, uint32_t channel, ProtoStream stream);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "basic/log.h"
+#include "daemon/agentc.h"
 #include "daemon/api/api.h"
 #include "daemon/core/lifecycle.h"
 #include "daemon/core/pool.h"
@@ -21,6 +22,7 @@ typedef struct Options {
         unsigned max_sandboxes;
         unsigned pool_size;
         uint64_t idle_timeout_ms;
+        uint64_t agent_timeout_ms;
         int64_t sandbox_idle_timeout_s;
         LogLevel log_level;
         bool log_json;
@@ -40,6 +42,10 @@ static void usage(FILE *f) {
               "                         head within N ms (default 60000)\n"
               "  --idle-timeout-s N     suspend sandboxes idle for N s unless they say\n"
               "                         otherwise (default 0: never)\n"
+              "  --agent-timeout-ms N   a sandbox's agent that sends nothing for N ms while\n"
+              "                         a request waits for its reply is taken for dead:\n"
+              "                         the call fails (503) and the next one reconnects\n"
+              "                         (default 60000)\n"
               "  --log-level LEVEL      error, warn, info or debug (default info)\n"
               "  --log-json             write log lines as JSON\n"
               "  --help, --version\n",
@@ -75,10 +81,15 @@ static int parse_options(int argc, char **argv, Options *o) {
                 {"listen", required_argument, NULL, 'l'},   {"state-dir", required_argument, NULL, 's'},
                 {"isolator", required_argument, NULL, 'i'}, {"agent", required_argument, NULL, 'a'},
                 {"max-sandboxes", required_argument, NULL, 'm'},
-                {"idle-timeout-s", required_argument, NULL, 'I'}, {"log-level", required_argument, NULL, 'L'},
-                {"log-json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'h'},
-                {"idle-timeout-ms", required_argument, NULL, 't'}, {"pool", required_argument, NULL, 'p'},
-                {"version", no_argument, NULL, 'V'},        {0},
+                {"idle-timeout-s", required_argument, NULL, 'I'},
+                {"log-level", required_argument, NULL, 'L'},
+                {"log-json", no_argument, NULL, 'j'},
+                {"help", no_argument, NULL, 'h'},
+                {"idle-timeout-ms", required_argument, NULL, 't'},
+                {"pool", required_argument, NULL, 'p'},
+                {"agent-timeout-ms", required_argument, NULL, 'A'},
+                {"version", no_argument, NULL, 'V'},
+                {0},
         };
         char *end;
         int c;
@@ -118,6 +129,13 @@ static int parse_options(int argc, char **argv, Options *o) {
                         o->idle_timeout_ms = strtoull(optarg, &end, 10);
                         if (*end || o->idle_timeout_ms < 100) {
                                 fprintf(stderr, "forged: --idle-timeout-ms wants a number of ms >= 100\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case 'A':
+                        o->agent_timeout_ms = strtoull(optarg, &end, 10);
+                        if (*end || !*optarg || o->agent_timeout_ms < 100) {
+                                fprintf(stderr, "forged: --agent-timeout-ms wants a number of ms >= 100\n");
                                 return -EINVAL;
                         }
                         break;
@@ -198,6 +216,7 @@ int main(int argc, char **argv) {
                 .isolator = "auto",
                 .max_sandboxes = 256,
                 .idle_timeout_ms = 60 * 1000,
+                .agent_timeout_ms = AGENTC_SILENCE_TIMEOUT_MS,
                 .log_level = LOG_LEVEL_INFO,
         };
         _cleanup_free_ char *agent_default = NULL;
@@ -229,8 +248,12 @@ int main(int argc, char **argv) {
                 log_error("cannot find forge-agent (looked at %s); pass --agent", o.agent_path ? o.agent_path : "?");
                 return 1;
         }
-        cfg = (ManagerConfig){.state_dir = o.state_dir, .agent_path = o.agent_path, .max_sandboxes = o.max_sandboxes,
-                               .idle_timeout_s = o.sandbox_idle_timeout_s, .pool_size = o.pool_size};
+        cfg = (ManagerConfig){.state_dir = o.state_dir,
+                              .agent_path = o.agent_path,
+                              .max_sandboxes = o.max_sandboxes,
+                              .idle_timeout_s = o.sandbox_idle_timeout_s,
+                              .pool_size = o.pool_size,
+                              .agent_timeout_ms = o.agent_timeout_ms};
         cfg.default_isolator = isolator_choose(o.isolator, o.state_dir, &err);
         if (!cfg.default_isolator || manager_new(uv_default_loop(), &cfg, &m, &err) < 0) {
                 log_error("cannot start: %s", err.message);

@@ -18,6 +18,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -722,6 +723,96 @@ def test_killed_vm_boots_again_with_its_files(vm, vm_forged):
     assert vm.get()["status"] == "running"
     assert is_in_vm_cgroup(new[0], vm_forged.state_dir, vm.id)  # the new QEMU is in it again
     assert vm.sh("cat %s/pids.max" % GUEST_CGROUP) == "%d\n" % VM_PIDS  # a boot: from the command line
+
+
+def kill_qemu(sid):
+    """SIGKILL the sandbox's QEMU and wait until forged can have seen its agent go."""
+    old = host_pids_matching("forge-%s" % sid)
+    assert len(old) == 1, old
+    os.kill(old[0], signal.SIGKILL)
+    assert wait_until(lambda: not host_pids_matching("forge-%s" % sid), timeout=10)
+    time.sleep(1)  # forged sees the connection end on a later turn of its loop
+    return old
+
+
+def revive_lines(forged, sid):
+    return forged.log_tail(limit=4 << 20).count("sandbox=%s agent is gone" % sid)
+
+
+def test_revive_does_not_stall_other_calls(vm, vm_forged):
+    """A call on a VM whose QEMU died boots it again on the thread pool: while that takes
+    seconds (TCG), /health and a command on another sandbox answer at once, and then the
+    call gets its answer from the revived VM, with the VM's files."""
+    other = vm_forged.client.create()  # ns, forged's default here
+    try:
+        assert other.sh("echo ready") == "ready\n"
+        vm.sh("echo again > /root/again.txt && sync")
+        revives = revive_lines(vm_forged, vm.id)
+        old = kill_qemu(vm.id)
+        done = {}
+
+        def revive():
+            t0 = time.monotonic()
+            done["result"] = vm.shell("cat /root/again.txt", timeout=BOOT_TIMEOUT)
+            done["seconds"] = time.monotonic() - t0
+            done["at"] = time.monotonic()
+
+        th = threading.Thread(target=revive)
+        th.start()
+        time.sleep(0.5)  # its call is in: the revive is under way
+        probes = []  # (started, /health seconds, ns shell seconds)
+        while th.is_alive():
+            t0 = time.monotonic()
+            assert vm_forged.client.health(timeout=BOOT_TIMEOUT).status == 200
+            t1 = time.monotonic()
+            assert other.sh("echo hi", timeout=BOOT_TIMEOUT) == "hi\n"
+            probes.append((t0, t1 - t0, time.monotonic() - t1))
+            time.sleep(0.05)
+        th.join()
+        during = [p for p in probes if p[0] < done["at"]]
+        report = "revive %.2fs; /health max %.3fs, ns shell max %.3fs over %d probes" % (
+            done["seconds"], max(p[1] for p in during), max(p[2] for p in during), len(during))
+        print(report)
+        assert done["result"]["stdout"] == "again\n", done
+        # the boot really took a while, so the probes above ran during it...
+        assert done["seconds"] > 1.5, report
+        assert during, report
+        # ...and none of them waited for it
+        assert all(p[1] < min(0.5, done["seconds"] / 3) for p in during), report
+        assert all(p[2] < min(1.5, done["seconds"] / 2) for p in during), report
+        new = host_pids_matching("forge-%s" % vm.id)
+        assert len(new) == 1 and new != old, (old, new)
+        assert vm.get()["status"] == "running"
+        assert revive_lines(vm_forged, vm.id) == revives + 1  # one revive, logged
+    finally:
+        other.delete()
+
+
+def test_destroy_during_revive_leaves_nothing(vm_forged):
+    """A DELETE that comes while a VM boots again waits for the boot and then removes the
+    new QEMU with everything else; the call that caused the revive is told the sandbox is
+    gone."""
+    sb = vm_forged.client.create({"isolator": "qemu", "limits": {"memory_mb": 256}},
+                                 timeout=BOOT_TIMEOUT)
+    sid = sb.id
+    sb_dir = os.path.join(vm_forged.state_dir, "sandboxes", sid)
+    assert sb.sh("echo up") == "up\n"
+    kill_qemu(sid)
+    revives = revive_lines(vm_forged, sid)
+    got = {}
+    th = threading.Thread(target=lambda: got.setdefault(
+        "r", sb.shell_raw({"command": "true"}, timeout=BOOT_TIMEOUT)))
+    th.start()
+    assert wait_until(lambda: revive_lines(vm_forged, sid) > revives, timeout=10)
+    r = sb.delete()
+    assert r.status == 204, r.describe()
+    th.join()
+    check_error(got["r"], 404, "sandbox_not_found")
+    assert "sandbox=%s destroy (destroyed_by_client) waits" % sid in vm_forged.log_tail()
+    assert wait_until(lambda: not host_pids_matching("forge-%s" % sid), timeout=10)
+    assert not os.path.exists(sb_dir)
+    assert sid not in sandbox_cgroups(vm_forged.state_dir)
+    check_error(sb.req("GET", ""), 404, "sandbox_not_found")
 
 
 def test_destroy_leaves_nothing(vm, vm_forged):

@@ -46,8 +46,10 @@ struct FileWriter {
         unsigned n_ref; /* the owner until done/abort, and the pending reply */
         AgentConn *conn;
         uint32_t channel;
+        uint32_t req_id; /* the FILE_WRITE, answered at the end */
         size_t credit;
-        bool ended; /* on_done ran or the owner aborted: no more callbacks */
+        bool finished; /* the EOF is sent */
+        bool ended;    /* on_done ran or the owner aborted: no more callbacks */
         char *path;
         const FileWriterOps *ops;
         void *userdata;
@@ -67,6 +69,8 @@ static void writer_on_credit(void *userdata, ProtoStream stream, uint32_t bytes)
         FileWriter *w = userdata;
 
         w->credit += bytes;
+        if (!w->finished)
+                agentc_request_watch(w->conn, w->req_id, false);
         if (!w->ended && w->ops->on_writable)
                 w->ops->on_writable(w->userdata);
 }
@@ -107,7 +111,7 @@ int file_writer_start(AgentConn *c, const char *path, bool parents, const FileWr
         w->ops = ops;
         w->userdata = userdata;
         w->channel = agentc_channel_open(c, &writer_channel_ops, w);
-        agentc_request_begin(c, &b, PROTO_OP_FILE_WRITE);
+        w->req_id = agentc_request_begin(c, &b, PROTO_OP_FILE_WRITE);
         proto_buf_put_str(&b, PROTO_TAG_PATH, path);
         proto_buf_put_int(&b, PROTO_TAG_CHANNEL, w->channel);
         proto_buf_put_int(&b, PROTO_TAG_PARENTS, parents);
@@ -119,6 +123,10 @@ int file_writer_start(AgentConn *c, const char *path, bool parents, const FileWr
                 writer_release(w, 2);
                 return r;
         }
+        /* Until the EOF the agent mostly waits for us (a client that uploads slowly, or
+         * not at all for a while): its silence means something only while we wait for
+         * its credit (file_writer_write) and once the EOF is sent. */
+        agentc_request_watch(c, w->req_id, false);
         *ret = w;
         return 0;
 }
@@ -130,6 +138,8 @@ size_t file_writer_window(const FileWriter *w) {
 size_t file_writer_write(FileWriter *w, const void *data, size_t len) {
         size_t n = MIN(len, w->credit);
 
+        if (n < len)
+                agentc_request_watch(w->conn, w->req_id, true); /* the rest waits for its credit */
         if (n == 0 || agentc_send_data(w->conn, w->channel, PROTO_STREAM_STDIN, data, n) < 0)
                 return 0;
         w->credit -= n;
@@ -137,7 +147,14 @@ size_t file_writer_write(FileWriter *w, const void *data, size_t len) {
 }
 
 int file_writer_finish(FileWriter *w) {
-        return agentc_send_eof(w->conn, w->channel, PROTO_STREAM_STDIN);
+        int r = agentc_send_eof(w->conn, w->channel, PROTO_STREAM_STDIN);
+
+        /* From here the reply (after the fsync and rename) is the agent's to send. */
+        if (r >= 0) {
+                w->finished = true;
+                agentc_request_watch(w->conn, w->req_id, true);
+        }
+        return r;
 }
 
 void file_writer_abort(FileWriter *w) {

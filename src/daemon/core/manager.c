@@ -50,6 +50,7 @@ int manager_new(uv_loop_t *loop, const ManagerConfig *cfg, Manager **ret, ForgeE
         m->max_sandboxes = cfg->max_sandboxes;
         m->idle_timeout_s = cfg->idle_timeout_s;
         m->pool_size = cfg->pool_size;
+        m->agent_timeout_ms = cfg->agent_timeout_ms;
         m->state_dir = strdup(cfg->state_dir);
         m->agent_path = strdup(cfg->agent_path);
         if (!m->state_dir || !m->agent_path || asprintf(&m->sandboxes_dir, "%s/sandboxes", cfg->state_dir) < 0 ||
@@ -582,14 +583,52 @@ void manager_destroy(Manager *m, Sandbox *sb, SandboxDone done, void *userdata) 
         manager_destroy_for(m, sb, "destroyed_by_client", done, userdata);
 }
 
+struct SandboxDestroyLater {
+        char reason[48];
+        SandboxDone done;
+        void *userdata;
+};
+
+/* The isolator is working on sb on a worker thread (a revive booting it, a freeze, a
+ * fork's copy): its directory must stay where it is and nothing may be killed under
+ * that work, so the destroy waits for its end (manager_destroy_deferred()). Meanwhile
+ * sb is destroying: calls on it fail and it gets no new agent connection. */
+static void destroy_defer(Sandbox *sb, const char *reason, SandboxDone done, void *userdata) {
+        SandboxDestroyLater *later = sb->destroy_later ? NULL : calloc(1, sizeof(*later));
+
+        if (!later) {
+                /* Already waiting (or no memory): that destroy will do. */
+                if (done)
+                        done(sb, NULL, userdata);
+                return;
+        }
+        snprintf(later->reason, sizeof(later->reason), "%s", reason);
+        later->done = done;
+        later->userdata = userdata;
+        sb->destroy_later = later;
+        log_sb_info(sb->id, "destroy (%s) waits for the work under way on the sandbox", reason);
+}
+
+void manager_destroy_deferred(Manager *m, Sandbox *sb) {
+        SandboxDestroyLater *later = TAKE_PTR(sb->destroy_later);
+
+        if (!later)
+                return;
+        manager_destroy_for(m, sb, later->reason, later->done, later->userdata);
+        free(later);
+}
+
 void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata) {
-        Job *job = calloc(1, sizeof(*job));
+        Job *job;
         char *trashed = NULL;
 
         sb->destroying = true;
-        metrics_count(METRIC_DESTROYS);
         agentc_close(sb->agent);
         process_table_end(sb);
+        if (sb->transitioning)
+                return destroy_defer(sb, reason, done, userdata);
+        job = calloc(1, sizeof(*job));
+        metrics_count(METRIC_DESTROYS);
         if (asprintf(&trashed, "%s/%s", m->trash_dir, sb->id) < 0 || rename(sb->dir, trashed) < 0) {
                 log_sb_warn(sb->id, errno, "cannot move the sandbox to the trash");
                 free(trashed);
@@ -625,22 +664,16 @@ static void on_agent_closed(AgentConn *c, void *userdata) {
                 sb->agent = agentc_unref(sb->agent);
 }
 
-/* Boots a sandbox whose agent is gone (host reboot, agent crash): its files are on disk. */
+/* Boots a sandbox whose agent is gone (host reboot, agent crash): its files are on disk.
+ * Blocking: only reconcile, before the API is served, does it here. */
 static int sandbox_revive(Manager *m, Sandbox *sb, ForgeError *err) {
+        int64_t started = time_mono_ms();
         SandboxPlan plan;
         int r;
 
         sandbox_plan(sb, &plan);
-        sb->isolator->destroy(&plan);
-        r = sb->isolator->create(&plan, err);
-        if (r >= 0)
-                r = sb->isolator->start(&plan, err);
-        if (r < 0) {
-                sb->isolator->destroy(&plan);
-                sandbox_set_state(sb, SANDBOX_FAILED, "agent_lost");
-        } else
-                log_sb_info(sb->id, "agent was gone; sandbox restarted with its files");
-        manager_save(m, sb);
+        r = sandbox_boot_again(sb->isolator, &plan, err);
+        sandbox_revive_done(m, sb, r, err, started);
         return r;
 }
 
@@ -652,12 +685,13 @@ int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err) {
                 *ret = sb->agent;
                 return 0;
         }
+        /* A worker thread is booting, freezing or copying it: a connection now could
+         * race with the revive's own greeting, or find the agent frozen. */
+        if (sb->transitioning || sb->destroying)
+                return forge_error_set(err, EAGAIN, "agent_unavailable",
+                                       "sandbox %s is being restarted, suspended or copied; try again",
+                                       sb->id);
         sandbox_plan(sb, &plan);
-        if (sb->isolator->is_alive(&plan) <= 0) {
-                r = sandbox_revive(m, sb, err);
-                if (r < 0)
-                        return r;
-        }
         r = sb->isolator->connect(&plan, &fd);
         if (r < 0)
                 return forge_error_set(err, r, "agent_unavailable", "cannot reach the sandbox's agent");
@@ -667,6 +701,8 @@ int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err) {
         if (r < 0)
                 return forge_error_set(err, r, "agent_unavailable", "cannot reach the sandbox's agent");
         agentc_on_closed(sb->agent, on_agent_closed, sb);
+        agentc_set_silence_timeout(sb->agent, m->agent_timeout_ms);
+        sandbox_agent_watch(sb);
         *ret = sb->agent;
         return 0;
 }
@@ -742,9 +778,7 @@ static void reconcile_one(Manager *m, const char *id) {
                 manager_save(m, sb);
                 log_sb_warn(id, 0, "forged stopped while creating it; marked failed");
         } else if (sb->state == SANDBOX_RUNNING && sb->isolator->is_alive(&plan) <= 0) {
-                r = sandbox_revive(m, sb, &err);
-                if (r < 0)
-                        log_sb_error(id, r, "cannot restart: %s", err.message);
+                sandbox_revive(m, sb, &err);
         } else if (sb->state == SANDBOX_RUNNING) {
                 /* Thawed whatever a crash mid-suspend left frozen: the record is the truth. */
                 sb->isolator->resume(&plan);
@@ -752,10 +786,9 @@ static void reconcile_one(Manager *m, const char *id) {
         } else if (sb->state == SANDBOX_SUSPENDED && sb->isolator->is_alive(&plan) > 0) {
                 sb->isolator->suspend(&plan);
                 log_sb_info(id, "reattached, suspended");
-        } else if (sb->state == SANDBOX_SUSPENDED && sandbox_revive(m, sb, &err) >= 0) {
+        } else if (sb->state == SANDBOX_SUSPENDED) {
                 /* Its processes are gone (a reboot): it comes back running, with its files. */
-                sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
-                manager_save(m, sb);
+                sandbox_revive(m, sb, &err);
         }
         registry_add(m, sb);
 }

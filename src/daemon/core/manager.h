@@ -20,8 +20,9 @@ typedef struct ManagerConfig {
         const char *agent_path;
         const IsolatorOps *default_isolator;
         unsigned max_sandboxes;
-        int64_t idle_timeout_s; /* default for sandboxes that do not say; 0 = never */
-        unsigned pool_size;     /* warm sandboxes to keep ready (core/pool.c); 0 = none */
+        int64_t idle_timeout_s;    /* default for sandboxes that do not say; 0 = never */
+        unsigned pool_size;        /* warm sandboxes to keep ready (core/pool.c); 0 = none */
+        uint64_t agent_timeout_ms; /* the agents' silence timeout (agentc.h); 0 = the default */
 } ManagerConfig;
 
 struct Manager {
@@ -36,10 +37,11 @@ struct Manager {
         unsigned max_sandboxes;
         Sandbox **sandboxes; /* live ones, in creation order */
         size_t n_sandboxes;
-        unsigned n_jobs; /* thread-pool jobs in flight: creates, destroys, snapshots */
-        int64_t idle_timeout_s;  /* default of new sandboxes */
-        uv_timer_t *sweep_timer; /* idle and TTL (core/lifecycle.c); NULL until started */
-        Sandbox **pool;          /* warm sandboxes, ready or being made (core/pool.c) */
+        unsigned n_jobs; /* thread-pool jobs in flight: creates, destroys, snapshots, transitions */
+        uint64_t agent_timeout_ms; /* ManagerConfig's */
+        int64_t idle_timeout_s;    /* default of new sandboxes */
+        uv_timer_t *sweep_timer;   /* idle and TTL (core/lifecycle.c); NULL until started */
+        Sandbox **pool;            /* warm sandboxes, ready or being made (core/pool.c) */
         size_t n_pool;
         unsigned pool_size;  /* how many to keep */
         bool pool_started;   /* refills run once reconcile is done */
@@ -88,10 +90,15 @@ int manager_create(Manager *m, const CreateSpec *spec, SandboxDone done, void *u
  * say otherwise. src's processes stop for the copy and go on after it. */
 int manager_fork(Manager *m, Sandbox *src, const CreateSpec *spec, SandboxDone done, void *userdata,
                  ForgeError *err);
-/* Moves the sandbox out of the registry at once; done runs when its resources are gone. */
+/* Moves the sandbox out of the registry at once; done runs when its resources are gone.
+ * While sb is transitioning (a revive booting it, a suspend, a fork copying it) the
+ * sandbox only becomes `destroying` at once (calls on it fail); the rest waits for the
+ * transition's end, which calls manager_destroy_deferred(). */
 void manager_destroy(Manager *m, Sandbox *sb, SandboxDone done, void *userdata);
 /* The same, with the reason logged and kept ("ttl"; manager_destroy says "destroyed_by_client"). */
 void manager_destroy_for(Manager *m, Sandbox *sb, const char *reason, SandboxDone done, void *userdata);
+/* A transition on sb ended: runs the destroy that waited for it, if any. */
+void manager_destroy_deferred(Manager *m, Sandbox *sb);
 
 /* At a clean exit, once the loop stopped: no more pool refills; runs the loop until the
  * thread-pool jobs in flight have finished, so none outlives the manager. */
@@ -100,5 +107,7 @@ void manager_quiesce(Manager *m);
 /* Persists sb's record atomically. */
 int manager_save(Manager *m, Sandbox *sb);
 
-/* A connected agent for sb, connecting if needed. */
+/* A connected agent for sb, connecting if needed. Never boots the sandbox: callers go
+ * through manager_ensure_running() first, which revives a sandbox whose agent is gone.
+ * Fails (agent_unavailable) while sb is transitioning and has no connection. */
 int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err);

@@ -66,6 +66,7 @@ Sandbox *sandbox_unref(Sandbox *sb) {
         free(sb->cwd);
         json_decref(sb->env);
         json_decref(sb->metadata);
+        free(sb->destroy_later);
         free(sb);
         return NULL;
 }
@@ -102,6 +103,10 @@ int sandbox_expire_from_string(const char *s, SandboxExpire *ret) {
                         return 0;
                 }
         return -EINVAL;
+}
+
+void sandbox_agent_watch(Sandbox *sb) {
+        agentc_set_watching(sb->agent, sb->state == SANDBOX_RUNNING && !sb->transitioning);
 }
 
 void sandbox_set_state(Sandbox *sb, SandboxState state, const char *reason) {

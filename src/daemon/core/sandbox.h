@@ -30,6 +30,7 @@ typedef enum SandboxExpire {
 } SandboxExpire;
 
 typedef struct SandboxWaiter SandboxWaiter;
+typedef struct SandboxDestroyLater SandboxDestroyLater;
 
 typedef struct Sandbox {
         unsigned n_ref;
@@ -55,13 +56,16 @@ typedef struct Sandbox {
         SandboxExpire on_expire;
         bool ttl_expired; /* the TTL suspended it once already; it does not again */
         unsigned n_active; /* API calls in flight on it, followers and attaches included */
-        bool transitioning; /* a suspend or resume is running on the thread pool */
+        /* A suspend, resume or revive runs on the thread pool, or a fork or snapshot
+         * holds it (core/lifecycle.c): no new agent connection, and a destroy waits. */
+        bool transitioning;
         SandboxWaiter *waiters; /* calls waiting for it to be running again */
         uint32_t uid_slot;
         AgentConn *agent; /* NULL until first use or after the connection dropped */
         ProcessTable *processes; /* background processes (core/process.c); NULL until the first */
         bool destroying;
-        bool pooled; /* a warm sandbox in the manager's pool, not handed out yet */
+        SandboxDestroyLater *destroy_later; /* a destroy waiting for the transition's end */
+        bool pooled;                        /* a warm sandbox in the manager's pool, not handed out yet */
 } Sandbox;
 
 /* The limits of a sandbox whose create does not say (docs/api.md). */
@@ -91,6 +95,10 @@ json_t *sandbox_to_json_with_usage(const Sandbox *sb, const SandboxUsage *usage)
 /* Persisted form: everything above plus the private fields (uid slot). */
 json_t *sandbox_to_record(const Sandbox *sb);
 int sandbox_from_record(Sandbox *sb, json_t *record);
+
+/* Applies the agent's silence rule (agentc.h) only while sb runs: the agent of a frozen
+ * sandbox, or of one a worker thread is working on, cannot answer. */
+void sandbox_agent_watch(Sandbox *sb);
 
 /* Fills *plan with pointers into sb and its manager; valid while sb lives. */
 void sandbox_plan(const Sandbox *sb, SandboxPlan *plan);
