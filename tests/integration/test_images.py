@@ -18,7 +18,7 @@ import time
 import pytest
 
 from forge_client import check_error, request
-from test_qemu import BOOT_TIMEOUT, guest_kernel_version, guest_parts  # noqa: F401 (a fixture)
+from test_qemu import BOOT_TIMEOUT, guest_kernel_version, guest_parts, link_guest_parts  # noqa: F401 (a fixture)
 
 HOSTILE_VICTIM = "/tmp/forge-import-victim"
 # dpkg's force-unsafe-io, in a root only while it is being built
@@ -194,10 +194,7 @@ def test_remove_refused_while_in_use(forged, client, base_image):
 def test_vm_on_built_images(forged, client, base_image, guest_parts):
     """A qemu sandbox runs on a built image (Debian's base) and on an imported one, each
     as a read-only disk made of its rootfs; removing an image removes its disk."""
-    vm_dir = os.path.join(forged.state_dir, "vm")
-    os.mkdir(vm_dir)  # this forged's own, so the image disks it makes stay in its state dir
-    for name in ("vmlinuz", "initramfs.img", "binds"):
-        os.symlink(os.path.join(guest_parts, name), os.path.join(vm_dir, name))
+    vm_dir = link_guest_parts(forged.state_dir, guest_parts)
     r = import_tar(client, "vmtiny", minimal_rootfs())
     assert r.status == 201, r.describe()
     kernel = guest_kernel_version(guest_parts)

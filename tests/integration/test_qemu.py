@@ -51,6 +51,18 @@ def guest_parts(forged):
     return os.path.join(VM_CACHE, "vm")
 
 
+def link_guest_parts(state_dir, guest_parts):
+    """Gives another forged the guest parts, but a vm dir of its own: the image disks it
+    makes (images/<name>.ext4, remade when its image's rootfs is newer, as every new
+    forged's host image is) must not replace the ones this module's VMs and snapshots
+    were made with."""
+    vm_dir = os.path.join(state_dir, "vm")
+    os.mkdir(vm_dir)
+    for name in ("vmlinuz", "initramfs.img", "binds"):
+        os.symlink(os.path.join(guest_parts, name), os.path.join(vm_dir, name))
+    return vm_dir
+
+
 @pytest.fixture(scope="module")
 def vm_forged(forged, guest_parts):
     os.symlink(guest_parts, os.path.join(forged.state_dir, "vm"))
@@ -313,7 +325,7 @@ def test_compat_client_gets_a_vm(forged_factory, guest_parts):
     """The SandboX client's calls, as test_compat_sandbox.py replays them, against a
     forged whose default isolator is qemu: each works in a VM."""
     f = forged_factory(["--isolator", "qemu"])
-    os.symlink(guest_parts, os.path.join(f.state_dir, "vm"))
+    link_guest_parts(f.state_dir, guest_parts)
     fetch = RawFetch(f.client)
     try:
         status, _, body = fetch.fetch("POST", "/v1/sandbox")
