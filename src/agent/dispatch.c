@@ -48,6 +48,7 @@ static const AgentHandler handlers[_PROTO_OP_MAX] = {
         [PROTO_OP_SHUTDOWN] = op_shutdown,
         [PROTO_OP_PROCS_LIST] = agent_op_procs_list,
         [PROTO_OP_PROC_ADOPT] = agent_op_proc_adopt,
+        [PROTO_OP_CLOCK_SET] = agent_op_clock_set,
 };
 
 void agent_respond(Agent *a, uint32_t req_id, int status, const ProtoBuf *fields, const char *msg) {

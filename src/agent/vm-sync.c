@@ -137,6 +137,16 @@ static int sync_pids_max(const VmSyncOps *ops, int64_t max) {
         return 1;
 }
 
+int agent_op_clock_set(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size) {
+        ProtoHello h = {.time_ns = req->time_ns, .pids_max = -1};
+
+        if (req->time_ns < 0)
+                return -EINVAL;
+        if (a->sync_ops)
+                vm_sync(a->sync_ops, &h);
+        return 0;
+}
+
 unsigned vm_sync(const VmSyncOps *ops, const ProtoHello *h) {
         unsigned changed = 0;
         int r;

@@ -64,6 +64,10 @@ enum {
  * pids.max when they differ. Failures are logged, not fatal. Returns the VM_SYNC_* bits
  * of what it changed. */
 unsigned vm_sync(const VmSyncOps *ops, const ProtoHello *h);
+/* CLOCK_SET: the host's wall clock, sent after it resumed a paused VM (whose clock stood
+ * still meanwhile). Set through a->sync_ops in a VM; an agent that is no VM's init has
+ * no clock of its own and answers yes. */
+int agent_op_clock_set(Agent *a, const ProtoRequest *req, ProtoBuf *fields, char *msg, size_t msg_size);
 /* pids.max's text for a limit (0: "max"), and back. */
 void vm_pids_max_format(int64_t max, char *buf, size_t size);
 int vm_pids_max_parse(const char *s, int64_t *ret);

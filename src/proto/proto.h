@@ -62,6 +62,7 @@ typedef enum ProtoOp {
         PROTO_OP_PROCS_LIST = 14, /* pid? -> proc* (each a nested TLV block: ProtoProc); META only with pid */
         PROTO_OP_PROC_ADOPT = 15, /* pid channel stdout_offset? stderr_offset? -> stdout_offset stderr_offset
                                    * stdout_end stderr_end; then the replay, then live output */
+        PROTO_OP_CLOCK_SET = 16, /* time_ns -> - ; a VM's agent sets its wall clock (elsewhere: nothing) */
         _PROTO_OP_MAX,
 } ProtoOp;
 
@@ -223,6 +224,7 @@ typedef struct ProtoRequest {
         char *meta;           /* NULL when absent */
         int64_t pid;          /* -1 when absent */
         int64_t offset[2];    /* PROC_ADOPT: replay from (stdout, stderr); 0 when absent */
+        int64_t time_ns;      /* CLOCK_SET: the host's wall clock; -1 when absent */
 } ProtoRequest;
 
 /* On failure *ret holds nothing but req_id and op (when the prefix was readable), so the

@@ -20,6 +20,7 @@ static const ProtoSeen required_fields[_PROTO_OP_MAX] = {
         [PROTO_OP_REMOVE] = BIT(PATH),
         [PROTO_OP_RENAME] = BIT(PATH) | BIT(PATH2),
         [PROTO_OP_PROC_ADOPT] = BIT(PID) | BIT(CHANNEL),
+        [PROTO_OP_CLOCK_SET] = BIT(TIME_NS),
 };
 
 static int request_list_field(ProtoRequest *req, const ProtoTlv *t, ProtoSeen *seen) {
@@ -78,6 +79,8 @@ static int request_field(ProtoRequest *req, const ProtoTlv *t, ProtoSeen *seen) 
                 return proto_tlv_str_once(t, seen, &req->meta);
         case PROTO_TAG_PID:
                 return proto_tlv_range_once(t, seen, 1, INT32_MAX, &req->pid);
+        case PROTO_TAG_TIME_NS:
+                return proto_tlv_range_once(t, seen, 0, INT64_MAX, &req->time_ns);
         case PROTO_TAG_STDOUT_OFFSET:
                 return proto_tlv_range_once(t, seen, 0, INT64_MAX, &req->offset[0]);
         case PROTO_TAG_STDERR_OFFSET:
@@ -88,7 +91,7 @@ static int request_field(ProtoRequest *req, const ProtoTlv *t, ProtoSeen *seen) 
 }
 
 static void request_init(ProtoRequest *req) {
-        *req = (ProtoRequest) { .uid = -1, .gid = -1, .mode = -1, .max_size = -1, .pid = -1 };
+        *req = (ProtoRequest) { .uid = -1, .gid = -1, .mode = -1, .max_size = -1, .pid = -1, .time_ns = -1 };
 }
 
 int proto_request_decode(const void *payload, size_t n, ProtoRequest *ret) {

@@ -358,6 +358,16 @@ def test_suspend_pauses_the_vm_and_resume_continues(vm, vm_forged):
     assert vm.sh("echo alive") == "alive\n"
 
 
+def test_clock_is_right_after_a_long_suspend(vm, vm_forged):
+    """A paused VM's wall clock stands still; the resume sets it from the host's again
+    (before the first call's command runs), by hand and by a transparent resume."""
+    for resume in (lambda: vm.req("POST", "/resume"), lambda: None):
+        assert vm.req("POST", "/suspend").status == 200
+        time.sleep(4)
+        resume()
+        assert abs(guest_clock_offset(vm)) < 2
+
+
 def test_guest_memory_work_does_not_kill_qemu(vm, vm_forged):
     """A guest that uses all of its memory (and asks for more: its own OOM killer or a
     MemoryError ends that) and churns its disk's page cache on the host stays within

@@ -206,6 +206,8 @@ static void after_resume(Transition *t) {
                     (long long) (time_mono_ms() - t->started_ms));
         sandbox_set_state(sb, SANDBOX_RUNNING, NULL);
         sb->last_active_ms = time_now_ms();
+        sb->clock_stale = sb->isolator->clock_stops;
+        manager_agent_clock_sync(sb);
         metrics_count(METRIC_RESUMES);
         metrics_observe_since(METRIC_RESUME_SECONDS, t->started_ms);
         /* The callers' commands start before the record's fsync, not after it. Should

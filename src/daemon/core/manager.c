@@ -677,11 +677,36 @@ static int sandbox_revive(Manager *m, Sandbox *sb, ForgeError *err) {
         return r;
 }
 
+static void on_clock_set(void *userdata, const ProtoResponse *resp) {
+        Sandbox *sb = userdata;
+
+        if (resp->status < 0)
+                log_sb_warn(sb->id, resp->status, "the agent did not set the wall clock after the resume");
+        sandbox_unref(sb);
+}
+
+void manager_agent_clock_sync(Sandbox *sb) {
+        struct timespec now;
+        ProtoBuf b = {0};
+
+        if (!sb->clock_stale || !agentc_is_open(sb->agent))
+                return;
+        clock_gettime(CLOCK_REALTIME, &now);
+        agentc_request_begin(sb->agent, &b, PROTO_OP_CLOCK_SET);
+        proto_buf_put_int(&b, PROTO_TAG_TIME_NS, (int64_t) now.tv_sec * 1000000000 + now.tv_nsec);
+        if (agentc_request_send(sb->agent, &b, on_clock_set, sandbox_ref(sb)) < 0) {
+                sandbox_unref(sb);
+                return; /* the connection is going: the next one tries again */
+        }
+        sb->clock_stale = false;
+}
+
 int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err) {
         SandboxPlan plan;
         int fd = -1, r;
 
         if (agentc_is_open(sb->agent)) {
+                manager_agent_clock_sync(sb);
                 *ret = sb->agent;
                 return 0;
         }
@@ -703,6 +728,7 @@ int manager_agent(Manager *m, Sandbox *sb, AgentConn **ret, ForgeError *err) {
         agentc_on_closed(sb->agent, on_agent_closed, sb);
         agentc_set_silence_timeout(sb->agent, m->agent_timeout_ms);
         sandbox_agent_watch(sb);
+        manager_agent_clock_sync(sb);
         *ret = sb->agent;
         return 0;
 }

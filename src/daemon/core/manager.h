@@ -107,6 +107,10 @@ void manager_quiesce(Manager *m);
 /* Persists sb's record atomically. */
 int manager_save(Manager *m, Sandbox *sb);
 
+/* After a resume of a sandbox whose clock stood still (IsolatorOps.clock_stops): has its
+ * agent set the wall clock from the host's, now if it is connected, else first thing on
+ * the next connection (manager_agent). */
+void manager_agent_clock_sync(Sandbox *sb);
 /* A connected agent for sb, connecting if needed. Never boots the sandbox: callers go
  * through manager_ensure_running() first, which revives a sandbox whose agent is gone.
  * Fails (agent_unavailable) while sb is transitioning and has no connection. */

@@ -62,6 +62,7 @@ typedef struct Sandbox {
         SandboxWaiter *waiters; /* calls waiting for it to be running again */
         uint32_t uid_slot;
         AgentConn *agent; /* NULL until first use or after the connection dropped */
+        bool clock_stale; /* resumed, its wall clock not yet set again (IsolatorOps.clock_stops) */
         ProcessTable *processes; /* background processes (core/process.c); NULL until the first */
         bool destroying;
         SandboxDestroyLater *destroy_later; /* a destroy waiting for the transition's end */

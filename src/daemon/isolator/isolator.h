@@ -92,6 +92,10 @@ typedef struct IsolatorOps {
          * resume() loads it again and the processes go on. is_alive() stays 1 and
          * suspend() a no-op meanwhile. NULL where the isolator keeps no machine. */
         int (*hibernate)(const SandboxPlan *plan, ForgeError *err);
+        /* The sandbox's wall clock stands still while it is suspended (a VM's own
+         * kernel keeps it): after a resume forged sets it from the host's through the
+         * agent (PROTO_OP_CLOCK_SET) before anything else reaches the agent. */
+        bool clock_stops;
         /* snapshot() saves the running machine (memory, processes), and a sandbox created
          * from it goes on where it stood instead of starting anew. */
         bool snapshots_memory;

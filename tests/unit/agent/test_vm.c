@@ -172,6 +172,24 @@ static void test_hello_frame_reaches_sync_only_in_a_vm(void **state) {
         proto_buf_free(&b);
 }
 
+/* CLOCK_SET after a resume: the clock is set in a VM; an agent that is no VM's init
+ * answers yes and touches nothing. */
+static void test_clock_set_op(void **state) {
+        Agent a = {.listen_fd = -1, .sig_fd = -1, .cgroup_procs_fd = -1};
+        ProtoRequest req = {.op = PROTO_OP_CLOCK_SET, .time_ns = m.clock_ns + 30 * SEC};
+        char msg[64] = "";
+
+        assert_int_equal(agent_op_clock_set(&a, &req, NULL, msg, sizeof(msg)), 0);
+        assert_int_equal(m.clock_sets, 0);
+        a.sync_ops = &fake_ops;
+        assert_int_equal(agent_op_clock_set(&a, &req, NULL, msg, sizeof(msg)), 0);
+        assert_int_equal(m.clock_sets, 1);
+        assert_int_equal(m.clock_ns, req.time_ns);
+        assert_int_equal(m.hostname_sets + m.pids_sets, 0);
+        req.time_ns = -1;
+        assert_int_equal(agent_op_clock_set(&a, &req, NULL, msg, sizeof(msg)), -EINVAL);
+}
+
 static void test_cmdline(void **state) {
         char line[] = "console=ttyS0 panic=-1 quiet forge.hostname=abc123 forge.binds=/usr,/opt/x "
                       "forge.pids=64 tsc=reliable\n";
@@ -223,6 +241,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_sync_absent_fields, setup),
                 cmocka_unit_test_setup(test_sync_failures, setup),
                 cmocka_unit_test_setup(test_hello_frame_reaches_sync_only_in_a_vm, setup),
+                cmocka_unit_test_setup(test_clock_set_op, setup),
                 cmocka_unit_test(test_cmdline),
                 cmocka_unit_test(test_pids_max_text),
         };

@@ -485,6 +485,24 @@ static void test_request_retain_and_adopt(void **state) {
                 p = payload_of(&b, &n);
                 assert_int_equal(proto_request_decode(p, n, &r), -EINVAL);
         }
+        /* CLOCK_SET carries the host's time, which must be there and not negative */
+        proto_request_begin(&b, 10, PROTO_OP_CLOCK_SET);
+        proto_buf_put_int(&b, PROTO_TAG_TIME_NS, 1800000000123456789LL);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_request_decode(p, n, &r), 0);
+        assert_int_equal(r.time_ns, 1800000000123456789LL);
+        proto_request_done(&r);
+        proto_request_begin(&b, 11, PROTO_OP_CLOCK_SET);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_request_decode(p, n, &r), -EBADMSG);
+        proto_request_begin(&b, 12, PROTO_OP_CLOCK_SET);
+        proto_buf_put_int(&b, PROTO_TAG_TIME_NS, -1);
+        assert_int_equal(proto_frame_finish(&b), 0);
+        p = payload_of(&b, &n);
+        assert_int_equal(proto_request_decode(p, n, &r), -EINVAL);
+
         char *big = malloc(PROTO_MAX_META + 2);
         assert_non_null(big);
         memset(big, 'x', PROTO_MAX_META + 1);

@@ -665,6 +665,7 @@ const IsolatorOps isolator_qemu = {
         .suspend = qemu_suspend,
         .resume = qemu_resume,
         .hibernate = qemu_hibernate,
+        .clock_stops = true,
         .snapshot = qemu_snapshot,
         .snapshots_memory = true,
         .destroy = qemu_destroy,
