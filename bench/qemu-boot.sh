@@ -11,20 +11,12 @@
 # Needs a running forged whose state dir has the guest parts (forgectl vm setup).
 #
 # usage: bench/qemu-boot.sh [URL] [ROUNDS]
-set -eu
-url=${1:-http://127.0.0.1:3456}
-rounds=${2:-5}
-accel=tcg
-[ -r /dev/kvm ] && [ -w /dev/kvm ] && accel=kvm
-
-now() { date +%s.%N; }
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)[\"$1\"])"; }
-post() { curl -sf -X POST "$url$1" -d "$2"; }
+. "$(dirname "$0")/qemu-common.sh"
 
 # Prints "create_seconds first_shell_seconds" for one sandbox made from the body $1.
 one() {
         t0=$(now)
-        id=$(post /v1/sandboxes "$1" | field id)
+        id=$(post /v1/sandboxes "$1" | field '["id"]')
         t1=$(now)
         post "/v1/sandboxes/$id/shell" '{"command":"true"}' >/dev/null
         t2=$(now)
@@ -32,14 +24,14 @@ one() {
         echo "$t0 $t1 $t2" | awk '{ printf "%.3f %.3f\n", $2 - $1, $3 - $2 }'
 }
 
-src=$(post /v1/sandboxes '{"isolator":"qemu"}' | field id)
+src=$(post /v1/sandboxes '{"isolator":"qemu"}' | field '["id"]')
 post "/v1/sandboxes/$src/execute" '{"code":"print(sum(range(10**6)))","runtime":"python"}' >/dev/null
 post "/v1/sandboxes/$src/processes" '{"command":"sleep 86400"}' >/dev/null
 t0=$(now)
 snap=$(post "/v1/sandboxes/$src/snapshot" '{}')
 t1=$(now)
 curl -sf -X DELETE "$url/v1/sandboxes/$src" >/dev/null
-snap_id=$(echo "$snap" | field id)
+snap_id=$(echo "$snap" | field '["id"]')
 echo "machine: $(nproc) CPUs, $(uname -r), accelerator $accel, $rounds rounds"
 echo "$snap" | python3 -c "import json, sys; s = json.load(sys.stdin); print('snapshot: %s MiB on disk (memory %s MiB), saved in %.2f s' % (round(s['size_bytes'] / 2**20), s['memory_mb'], $t1 - $t0))"
 

@@ -10,15 +10,7 @@
 # Needs a running forged whose state dir has the guest parts (forgectl vm setup).
 #
 # usage: bench/qemu-hibernate.sh [URL] [ROUNDS]
-set -eu
-url=${1:-http://127.0.0.1:3456}
-rounds=${2:-5}
-accel=tcg
-[ -r /dev/kvm ] && [ -w /dev/kvm ] && accel=kvm
-
-now() { date +%s.%N; }
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
-post() { curl -sf -X POST "$url$1" -d "$2"; }
+. "$(dirname "$0")/qemu-common.sh"
 mem_mib() { curl -sf "$url/v1/sandboxes/$1" | field '["usage"]["memory_bytes"] // 2**20'; }
 shell() { post "/v1/sandboxes/$1/shell" '{"command":"true"}' >/dev/null; }
 

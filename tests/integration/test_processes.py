@@ -187,6 +187,21 @@ class WebSocket:
                 continue
             return opcode, payload
 
+    def read_to_close(self):
+        """The terminal's bytes and the exit message (None if none came) until the
+        server closes; then closes this end."""
+        screen, exit_msg = b"", None
+        while True:
+            op, data = self.recv()
+            if op == 2:
+                screen += data
+            elif op == 1:
+                exit_msg = json.loads(data)
+            elif op == 8:
+                break
+        self.close()
+        return screen, exit_msg
+
     def close(self):
         self.sock.close()
 
@@ -480,16 +495,8 @@ def test_attach_websocket(forged, sandbox):
     ws.send(json.dumps({"type": "resize", "rows": 40, "cols": 120}))
     time.sleep(0.2)  # the resize is a separate request to the agent: let it land first
     ws.send(b"hello\n")
-    exit_msg = None
-    while True:
-        op, data = ws.recv()
-        if op == 2:
-            screen += data
-        elif op == 1:
-            exit_msg = json.loads(data)
-        elif op == 8:
-            break
-    ws.close()
+    rest, exit_msg = ws.read_to_close()
+    screen += rest
     assert b"got hello\r\n40 120\r\n" in screen, screen
     assert exit_msg and exit_msg["type"] == "exit" and exit_msg["status"] == "exited", exit_msg
     assert exit_msg["pid"] == p["pid"] and exit_msg["exit_code"] == 0
@@ -508,14 +515,8 @@ def test_attach_interactive_shell(forged, sandbox):
         if op == 2:
             screen += data
     ws.send(b"exit 3\n")
-    while True:
-        op, data = ws.recv()
-        if op == 1:
-            msg = json.loads(data)
-            assert msg["type"] == "exit" and msg["exit_code"] == 3, msg
-        if op == 8:
-            break
-    ws.close()
+    _, msg = ws.read_to_close()
+    assert msg and msg["type"] == "exit" and msg["exit_code"] == 3, msg
     assert get(sandbox, p["pid"])["exit_code"] == 3
 
 

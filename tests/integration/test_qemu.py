@@ -300,7 +300,7 @@ def test_attach_websocket(vm, vm_forged):
     pid = r.json()["pid"]
     ws = WebSocket(vm_forged.client.host, vm_forged.client.port, vm.path("/processes/%d/attach" % pid))
     assert ws.status == 101, ws.head
-    screen, exit_msg = b"", None
+    screen = b""
     while b"/dev/pts/" not in screen:
         op, data = ws.recv()
         assert op == 2, (op, data)
@@ -308,15 +308,8 @@ def test_attach_websocket(vm, vm_forged):
     ws.send(json.dumps({"type": "resize", "rows": 40, "cols": 120}))
     time.sleep(0.3)  # the resize is a request of its own to the agent: let it land first
     ws.send(b"hello\n")
-    while True:
-        op, data = ws.recv()
-        if op == 2:
-            screen += data
-        elif op == 1:
-            exit_msg = json.loads(data)
-        elif op == 8:
-            break
-    ws.close()
+    rest, exit_msg = ws.read_to_close()
+    screen += rest
     assert b"got hello\r\n40 120\r\n" in screen, screen
     assert exit_msg == {**exit_msg, "type": "exit", "status": "exited", "pid": pid, "exit_code": 0}, exit_msg
 

@@ -86,23 +86,29 @@ typedef struct HeldChild {
         size_t n_high;
 } HeldChild;
 
-/* After the fork of a multi-threaded forged: system calls only (no locks, no allocation,
- * no libc state), as in ns-child.c. Signals arrive blocked (the parent blocked them for
- * the fork); handlers go back to default before anything can unblock them. */
-_Noreturn static void held_child_run(const HeldChild *c) {
+void isolator_child_signals_default(void) {
+        /* The kernel's struct sigaction, for the raw system call. */
         struct {
                 void *handler;
                 unsigned long flags;
                 void *restorer;
                 uint64_t mask;
         } dfl = {.handler = SIG_DFL};
-        uint64_t none = 0;
-        int out = c->out_fd >= 0 ? c->out_fd : c->null_fd;
-        char go;
 
         for (int sig = 1; sig < 65; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+}
+
+/* After the fork of a multi-threaded forged: system calls only (no locks, no allocation,
+ * no libc state), as in ns-child.c. Signals arrive blocked (the parent blocked them for
+ * the fork); handlers go back to default before anything can unblock them. */
+_Noreturn static void held_child_run(const HeldChild *c) {
+        uint64_t none = 0;
+        int out = c->out_fd >= 0 ? c->out_fd : c->null_fd;
+        char go;
+
+        isolator_child_signals_default();
         /* Our copy of the write end would keep us waiting for ever should forged die. */
         (void) syscall(SYS_close, c->release_w);
         if (syscall(SYS_read, c->release_r, &go, 1) != 1)

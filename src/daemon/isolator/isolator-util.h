@@ -22,6 +22,10 @@ int isolator_command_run(const char *path, char *const argv[], int out_fd, const
  * holds for the program from its first instruction, every thread and every fork of it.
  * The child is forked (not vforked: it must wait) and makes only system calls until
  * the exec. */
+/* In a child forked from the multi-threaded forged, before its exec: every signal's
+ * disposition back to the default (system calls only), so none of forged's handlers can
+ * run there and no SIG_IGN leaks into the program. The caller blocked signals first. */
+void isolator_child_signals_default(void);
 int isolator_command_run_held(const char *path, char *const argv[], int out_fd, const int *pass_fds,
                               size_t n_pass, int (*on_held)(pid_t pid, void *userdata), void *userdata);
 

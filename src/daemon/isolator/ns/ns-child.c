@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "basic/macros.h"
+#include "daemon/isolator/isolator-util.h"
 #include "daemon/isolator/ns/ns-internal.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -153,19 +154,11 @@ static int step_wait_release(NsChildPlan *p) {
 /* Blocks every signal until exec and restores default dispositions, so none of forged's
  * handlers can run here and no SIG_IGN leaks into the agent. */
 static int step_reset_signals(NsChildPlan *p) {
-        struct {
-                void *handler;
-                unsigned long flags;
-                void *restorer;
-                uint64_t mask;
-        } dfl = {.handler = SIG_DFL};
         uint64_t all = ~(uint64_t) 0;
-        int r;
+        int r = sys_result(syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all)));
 
-        r = sys_result(syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all)));
-        for (int sig = 1; r >= 0 && sig < 65; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+        if (r >= 0)
+                isolator_child_signals_default();
         return r;
 }
 

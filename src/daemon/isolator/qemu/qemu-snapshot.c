@@ -241,15 +241,11 @@ static int hibernated_memory_copy(const SandboxPlan *plan, const char *dest, For
         return 0;
 }
 
-int qemu_snapshot(const SandboxPlan *plan, const char *dest, ForgeError *err) {
+/* The paused VM's migration stream into dest/memory, through its QEMU. */
+static int machine_save(const SandboxPlan *plan, const char *dest, ForgeError *err) {
         QmpConn c;
-        int r;
+        int r = qmp_open(plan->dir, &c);
 
-        if (qemu_pid(plan->dir) <= 0 && qemu_is_hibernated(plan)) {
-                r = hibernated_memory_copy(plan, dest, err);
-                return r < 0 ? r : files_save(plan, dest, err);
-        }
-        r = qmp_open(plan->dir, &c);
         if (r < 0)
                 return forge_error_set(err, -r, "isolator_failed", "cannot reach the VM's QEMU: %s",
                                        strerror(-r));
@@ -257,9 +253,17 @@ int qemu_snapshot(const SandboxPlan *plan, const char *dest, ForgeError *err) {
         if (r >= 0)
                 r = memory_save(&c, dest, err);
         qmp_close(&c);
-        if (r >= 0)
-                r = files_save(plan, dest, err);
         return r;
+}
+
+int qemu_snapshot(const SandboxPlan *plan, const char *dest, ForgeError *err) {
+        int r;
+
+        if (qemu_pid(plan->dir) <= 0 && qemu_is_hibernated(plan))
+                r = hibernated_memory_copy(plan, dest, err);
+        else
+                r = machine_save(plan, dest, err);
+        return r < 0 ? r : files_save(plan, dest, err);
 }
 
 int qemu_snapshot_resume(const SandboxPlan *plan, ForgeError *err) {
@@ -319,7 +323,6 @@ int qemu_hibernation_drop(const SandboxPlan *plan) {
  * that a forged that dies while saving leaves a VM that is paused, not one half saved. */
 int qemu_hibernation_save(const SandboxPlan *plan, ForgeError *err) {
         char tmp[PATH_MAX], dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
-        QmpConn c;
         int r = qemu_hibernation_drop(plan);
 
         if (r >= 0)
@@ -331,14 +334,7 @@ int qemu_hibernation_save(const SandboxPlan *plan, ForgeError *err) {
         if (r < 0)
                 return forge_error_set(err, -r, "isolator_failed",
                                        "cannot make the VM's hibernation dir: %s", strerror(-r));
-        r = qmp_open(plan->dir, &c);
-        if (r < 0)
-                return forge_error_set(err, -r, "isolator_failed", "cannot reach the VM's QEMU: %s",
-                                       strerror(-r));
-        r = vm_make_savable(&c, err);
-        if (r >= 0)
-                r = memory_save(&c, tmp, err);
-        qmp_close(&c);
+        r = machine_save(plan, tmp, err);
         if (r < 0)
                 return r;
         r = path_join(from, sizeof(from), plan->dir, MACHINE_FILE);
