@@ -52,10 +52,10 @@ def guest_parts(forged):
 
 
 def link_guest_parts(state_dir, guest_parts):
-    """Gives another forged the guest parts, but a vm dir of its own: the image disks it
-    makes (images/<name>.ext4, remade when its image's rootfs is newer, as every new
-    forged's host image is) must not replace the ones this module's VMs and snapshots
-    were made with."""
+    """Gives a forged the guest parts, but a vm dir of its own: the image disks it makes
+    (images/<name>.ext4, remade when its image's rootfs is newer, as every new forged's
+    host image is) must not replace the ones another forged's VMs and snapshots were
+    made with (another test's, or another test run's on this host)."""
     vm_dir = os.path.join(state_dir, "vm")
     os.mkdir(vm_dir)
     for name in ("vmlinuz", "initramfs.img", "binds"):
@@ -65,7 +65,7 @@ def link_guest_parts(state_dir, guest_parts):
 
 @pytest.fixture(scope="module")
 def vm_forged(forged, guest_parts):
-    os.symlink(guest_parts, os.path.join(forged.state_dir, "vm"))
+    link_guest_parts(forged.state_dir, guest_parts)
     return forged
 
 
