@@ -150,7 +150,7 @@ run: deps all
 # coverage), never taken from build/ or build-san/.
 FUZZ_CC := clang
 FUZZ_SECONDS ?= 60
-FUZZ_CI_SECONDS ?= 45
+FUZZ_CI_SECONDS ?= 30
 FUZZ_JOBS ?= 2
 FB := build-fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
