@@ -71,10 +71,10 @@ fi
 # ---- /usr of the host image: the dependency closure of the runtimes ----
 package_closure() {
         seen=" "
-        todo="$*"
-        while [ -n "$todo" ]; do
+        pending="$*"
+        while [ -n "$pending" ]; do
                 next=""
-                for p in $todo; do
+                for p in $pending; do
                         case "$seen" in *" $p "*) continue ;; esac
                         st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || continue
                         [ "$st" = installed ] || continue
@@ -82,7 +82,7 @@ package_closure() {
                         next="$next $(dpkg-query -W -f='${Depends}, ${Pre-Depends}' "$p" |
                                 tr ',' '\n' | sed 's/|.*//; s/([^)]*)//g; s/:any//; s/ //g')"
                 done
-                todo=$next
+                pending=$next
         done
         echo $seen
 }

@@ -696,6 +696,24 @@ static uint32_t spawn_retained(Client *c, uint32_t channel, const char *script, 
         return id;
 }
 
+/* A retained process started and seen running: its pid, once its first output came. */
+static int64_t retained_running(Client *c, uint32_t channel, const char *script, const char *meta) {
+        uint32_t id = spawn_retained(c, channel, script, meta);
+        ProtoResponse r;
+        int64_t pid;
+        Frame f;
+
+        wait_response(c, id, &r);
+        assert_int_equal(r.status, 0);
+        pid = r.pid;
+        proto_response_done(&r);
+        do {
+                frame_recv(c, &f);
+                free(f.payload);
+        } while (f.h.type != PROTO_DATA);
+        return pid;
+}
+
 /* All retained processes, or with pid > 0 the one with its META; returns the status. */
 static int procs_list_pid(Client *c, int64_t pid, ProtoResponse *r) {
         ProtoBuf b = {};
@@ -752,15 +770,7 @@ static void test_retain_reconnect_adopt(void **state) {
         wait_response(c, id, &r);
         assert_int_equal(r.status, 0);
         proto_response_done(&r);
-        id = spawn_retained(c, 4, "echo before; read x; echo \"got $x\"; exit 3", "{\"n\":1}");
-        wait_response(c, id, &r);
-        assert_int_equal(r.status, 0);
-        int64_t pid = r.pid;
-        proto_response_done(&r);
-        do {
-                frame_recv(c, &f);
-                free(f.payload);
-        } while (f.h.type != PROTO_DATA);
+        int64_t pid = retained_running(c, 4, "echo before; read x; echo \"got $x\"; exit 3", "{\"n\":1}");
 
         client_connect(c);
         procs_list(c, &r);
@@ -833,15 +843,7 @@ static void test_second_hello_is_a_new_host(void **state) {
         Frame f;
 
         send_host_hello(c);
-        uint32_t id = spawn_retained(c, 4, "echo before; sleep 5", "{}");
-        wait_response(c, id, &r);
-        assert_int_equal(r.status, 0);
-        int64_t pid = r.pid;
-        proto_response_done(&r);
-        do {
-                frame_recv(c, &f);
-                free(f.payload);
-        } while (f.h.type != PROTO_DATA);
+        int64_t pid = retained_running(c, 4, "echo before; sleep 5", "{}");
 
         send_host_hello(c);
         do { /* what was queued for the old host may come first */

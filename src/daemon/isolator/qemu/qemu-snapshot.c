@@ -335,8 +335,11 @@ int qemu_hibernation_save(const SandboxPlan *plan, ForgeError *err) {
                 return forge_error_set(err, -r, "isolator_failed",
                                        "cannot make the VM's hibernation dir: %s", strerror(-r));
         r = machine_save(plan, tmp, err);
-        if (r < 0)
+        if (r < 0) {
+                /* A full disk, say: the half-written stream goes now, not at the next resume. */
+                (void) rm_rf(tmp);
                 return r;
+        }
         r = path_join(from, sizeof(from), plan->dir, MACHINE_FILE);
         if (r >= 0)
                 r = path_join(to, sizeof(to), tmp, MACHINE_FILE);
@@ -344,7 +347,9 @@ int qemu_hibernation_save(const SandboxPlan *plan, ForgeError *err) {
                 r = isolator_file_copy(from, to);
         if (r >= 0 && rename(tmp, dir) < 0)
                 r = -errno;
-        if (r >= 0)
+        if (r < 0)
+                (void) rm_rf(tmp);
+        else
                 r = fsync_directory(plan->dir);
         if (r < 0)
                 return forge_error_set(err, -r, "isolator_failed", "cannot keep the VM's hibernation: %s",
